@@ -1,0 +1,67 @@
+"""Input checks for public entry points: one message form everywhere.
+
+Every error names the argument, what was expected and what came, e.g.
+``ValueError: a_id: expected shape (B, 62), got (2, 3)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def _fmt_shape(shape: Sequence[int | str | None]) -> str:
+    return "(" + ", ".join("B" if s is None else str(s) for s in shape) + ")"
+
+
+def check_tensor(x: object, name: str) -> Tensor:
+    """Raise ``TypeError`` unless ``x`` is a tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_shape(x: Tensor, name: str, shape: Sequence[int | None]) -> Tensor:
+    """Check ``x.shape`` against ``shape``; ``None`` matches any size (printed as B).
+
+    Examples:
+        >>> check_shape(torch.zeros(2, 3), "a_id", (None, 3)).shape
+        torch.Size([2, 3])
+    """
+    check_tensor(x, name)
+    ok = x.dim() == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+    if not ok:
+        raise ValueError(f"{name}: expected shape {_fmt_shape(shape)}, got {tuple(x.shape)}")
+    return x
+
+
+def check_floating(x: Tensor, name: str) -> Tensor:
+    """Require a floating dtype (no silent casts of integer input)."""
+    check_tensor(x, name)
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point dtype, got {x.dtype}")
+    return x
+
+
+def check_finite(x: Tensor, name: str) -> Tensor:
+    """Require every value to be finite (no NaN or inf)."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf of {x.numel()}")
+    return x
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Require a positive Python integer (sizes, counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+def check_coefficients(x: Tensor, name: str, size: int) -> Tensor:
+    """A ``(B, size)`` finite floating tensor of model coefficients."""
+    check_shape(x, name, (None, size))
+    check_floating(x, name)
+    return check_finite(x, name)

@@ -1,0 +1,307 @@
+"""The 3D morphable model: ``S = mean + U_id·(σ_id·a_id) + U_exp·(σ_exp·a_exp)``.
+
+Shapes use fixed letters: B batch, V vertices, F triangles, K identity coefficients, E expression
+coefficients, N named blend shapes. Vertices are in millimetres, model frame: x to the subject's
+left, y up, z toward the camera. Coefficients are in standard-deviation units, so ``a ~ N(0, 1)``
+draws a plausible face.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .checks import check_coefficients, check_shape
+from .paths import data_dir
+
+NUM_LANDMARKS = 68
+REQUIRED_KEYS = ("mean", "id_basis", "id_std", "exp_basis", "exp_std", "triangles", "landmarks")
+DEFAULT_MODEL_FILE = "ict_face_model_lite.npz"
+
+
+class MorphableModel(nn.Module):
+    """A linear face model whose arrays are buffers, so ``.to(device)`` moves everything.
+
+    Args:
+        mean: (V, 3) neutral template in mm.
+        id_basis: (K, V, 3) identity directions, orthonormal when flattened to (K, 3V).
+        id_std: (K,) identity standard deviations in mm.
+        exp_basis: (E, V, 3) expression directions, orthonormal when flattened.
+        exp_std: (E,) expression standard deviations in mm.
+        triangles: (F, 3) 0-based vertex indices, counter-clockwise seen from the front (+z).
+        landmarks: (68,) vertex indices in iBUG-68 order, -1 where the model has no such point.
+        blendshapes: optional (N, V, 3) named expression offsets in mm (weight 1 = full expression).
+        blendshape_names: optional N names, e.g. ``jawOpen``, ``mouthSmile_L``.
+
+    Examples:
+        >>> model = MorphableModel.default()
+        >>> model(torch.zeros(1, model.num_id), torch.zeros(1, model.num_exp)).shape
+        torch.Size([1, 6706, 3])
+    """
+
+    mean: Tensor
+    id_basis: Tensor
+    id_std: Tensor
+    exp_basis: Tensor
+    exp_std: Tensor
+    triangles: Tensor
+    landmarks: Tensor
+    blendshapes: Tensor
+
+    def __init__(
+        self,
+        mean: Tensor,
+        id_basis: Tensor,
+        id_std: Tensor,
+        exp_basis: Tensor,
+        exp_std: Tensor,
+        triangles: Tensor,
+        landmarks: Tensor,
+        blendshapes: Tensor | None = None,
+        blendshape_names: list[str] | tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        mean = torch.as_tensor(mean)
+        check_shape(mean, "mean", (None, 3))
+        num_v = mean.shape[0]
+        if num_v < 3:
+            raise ValueError(f"mean: expected at least 3 vertices, got {num_v}")
+        id_basis, exp_basis = torch.as_tensor(id_basis), torch.as_tensor(exp_basis)
+        check_shape(id_basis, "id_basis", (None, num_v, 3))
+        check_shape(exp_basis, "exp_basis", (None, num_v, 3))
+        id_std, exp_std = torch.as_tensor(id_std), torch.as_tensor(exp_std)
+        check_shape(id_std, "id_std", (id_basis.shape[0],))
+        check_shape(exp_std, "exp_std", (exp_basis.shape[0],))
+        triangles = torch.as_tensor(triangles)
+        check_shape(triangles, "triangles", (None, 3))
+        if triangles.is_floating_point():
+            raise ValueError(f"triangles: expected an integer dtype, got {triangles.dtype}")
+        if triangles.numel() and (int(triangles.min()) < 0 or int(triangles.max()) >= num_v):
+            raise ValueError(
+                f"triangles: expected indices in [0, {num_v - 1}], "
+                f"got range [{int(triangles.min())}, {int(triangles.max())}]"
+            )
+        landmarks = torch.as_tensor(landmarks)
+        check_shape(landmarks, "landmarks", (NUM_LANDMARKS,))
+        if landmarks.is_floating_point():
+            raise ValueError(f"landmarks: expected an integer dtype, got {landmarks.dtype}")
+        if int(landmarks.min()) < -1 or int(landmarks.max()) >= num_v:
+            raise ValueError(
+                f"landmarks: expected indices in [-1, {num_v - 1}] (-1 = undefined), "
+                f"got range [{int(landmarks.min())}, {int(landmarks.max())}]"
+            )
+        if blendshapes is None:
+            blendshapes = torch.zeros(0, num_v, 3)
+            blendshape_names = ()
+        blendshapes = torch.as_tensor(blendshapes)
+        check_shape(blendshapes, "blendshapes", (None, num_v, 3))
+        names = tuple(str(n) for n in (blendshape_names or ()))
+        if len(names) != blendshapes.shape[0]:
+            raise ValueError(
+                f"blendshape_names: expected {blendshapes.shape[0]} names, got {len(names)}"
+            )
+        for name, value in (("mean", mean), ("id_basis", id_basis), ("id_std", id_std),
+                            ("exp_basis", exp_basis), ("exp_std", exp_std),
+                            ("blendshapes", blendshapes)):
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name}: expected finite values, got NaN/inf")
+        f32 = torch.float32
+        self.register_buffer("mean", mean.to(f32).contiguous())
+        self.register_buffer("id_basis", id_basis.to(f32).contiguous())
+        self.register_buffer("id_std", id_std.to(f32).contiguous())
+        self.register_buffer("exp_basis", exp_basis.to(f32).contiguous())
+        self.register_buffer("exp_std", exp_std.to(f32).contiguous())
+        self.register_buffer("triangles", triangles.to(torch.int64).contiguous())
+        self.register_buffer("landmarks", landmarks.to(torch.int64).contiguous())
+        self.register_buffer("blendshapes", blendshapes.to(f32).contiguous())
+        self.blendshape_names: tuple[str, ...] = names
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def num_vertices(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def num_id(self) -> int:
+        return self.id_basis.shape[0]
+
+    @property
+    def num_exp(self) -> int:
+        return self.exp_basis.shape[0]
+
+    @property
+    def num_blendshapes(self) -> int:
+        return self.blendshapes.shape[0]
+
+    @property
+    def landmark_mask(self) -> Tensor:
+        """(68,) bool, True where the model defines the landmark."""
+        return self.landmarks >= 0
+
+    def extra_repr(self) -> str:
+        return (f"V={self.num_vertices}, F={self.triangles.shape[0]}, K={self.num_id}, "
+                f"E={self.num_exp}, N={self.num_blendshapes}, "
+                f"landmarks={int(self.landmark_mask.sum())}/68")
+
+    # ----------------------------------------------------------------- shape
+    def neutral(self, a_id: Tensor) -> Tensor:
+        """Identity (neutral) shape: (B, K) coefficients -> (B, V, 3) vertices in mm."""
+        check_coefficients(a_id, "a_id", self.num_id)
+        offset = torch.einsum("bk,kvc->bvc", a_id * self.id_std, self.id_basis)
+        return self.mean + offset
+
+    def expression_offset(self, a_exp: Tensor) -> Tensor:
+        """Expression displacement: (B, E) coefficients -> (B, V, 3) offsets in mm."""
+        check_coefficients(a_exp, "a_exp", self.num_exp)
+        return torch.einsum("be,evc->bvc", a_exp * self.exp_std, self.exp_basis)
+
+    def forward(self, a_id: Tensor, a_exp: Tensor) -> Tensor:
+        """Full shape ``neutral(a_id) + expression_offset(a_exp)``: (B, V, 3) in mm."""
+        if a_id.shape[:1] != a_exp.shape[:1]:
+            raise ValueError(f"a_exp: expected batch size {a_id.shape[0]} like a_id, "
+                             f"got {a_exp.shape[0]}")
+        return self.neutral(a_id) + self.expression_offset(a_exp)
+
+    def landmark_points(self, a_id: Tensor, a_exp: Tensor) -> Tensor:
+        """The 68 landmarks only, without building all V vertices: (B, 68, 3) in mm.
+
+        Undefined landmarks (index -1) come back as NaN.
+        """
+        check_coefficients(a_id, "a_id", self.num_id)
+        check_coefficients(a_exp, "a_exp", self.num_exp)
+        idx = self.landmarks.clamp(min=0)
+        pts = (self.mean[idx]
+               + torch.einsum("bk,kvc->bvc", a_id * self.id_std, self.id_basis[:, idx])
+               + torch.einsum("be,evc->bvc", a_exp * self.exp_std, self.exp_basis[:, idx]))
+        nan = torch.full_like(pts, float("nan"))
+        return torch.where(self.landmark_mask[None, :, None], pts, nan)
+
+    def vertex_normals(self, vertices: Tensor) -> Tensor:
+        """Unit normals per vertex, area-weighted: (B, V, 3) -> (B, V, 3)."""
+        check_shape(vertices, "vertices", (None, self.num_vertices, 3))
+        return vertex_normals(vertices, self.triangles)
+
+    # ----------------------------------------------------- blend shape space
+    def blendshapes_to_exp(self, weights: Tensor) -> Tensor:
+        """Project blend-shape weights (B, N) onto the expression space: (B, E) coefficients.
+
+        Exact when the blend-shape offsets lie in the span of ``exp_basis``; otherwise the
+        least-squares (orthogonal) projection.
+        """
+        if self.num_blendshapes == 0:
+            raise ValueError("weights: this model has no named blend shapes")
+        check_coefficients(weights, "weights", self.num_blendshapes)
+        offsets = torch.einsum("bn,nvc->bvc", weights, self.blendshapes)
+        return self.offset_to_exp(offsets)
+
+    def offset_to_exp(self, offsets: Tensor) -> Tensor:
+        """Least-squares expression coefficients (B, E) of displacements (B, V, 3) in mm."""
+        check_shape(offsets, "offsets", (None, self.num_vertices, 3))
+        return torch.einsum("bvc,evc->be", offsets, self.exp_basis) / self.exp_std
+
+    def exp_to_blendshapes(self, a_exp: Tensor) -> Tensor:
+        """Least-squares blend-shape weights (B, N) that reproduce an expression (B, E).
+
+        Unconstrained (weights may fall outside [0, 1]); meant for reading an expression in
+        FACS terms, e.g. how much ``jawOpen`` a prediction holds.
+        """
+        if self.num_blendshapes == 0:
+            raise ValueError("a_exp: this model has no named blend shapes to project onto")
+        offsets = self.expression_offset(a_exp).flatten(1)  # (B, 3V)
+        basis = self.blendshapes.flatten(1)  # (N, 3V)
+        gram = basis @ basis.T + 1e-3 * torch.eye(basis.shape[0], device=basis.device)
+        return torch.linalg.solve(gram, basis @ offsets.T).T
+
+    # ------------------------------------------------------------------ files
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The npz arrays of this model (float32, int64, names as unicode)."""
+        arrays = {
+            "mean": self.mean, "id_basis": self.id_basis, "id_std": self.id_std,
+            "exp_basis": self.exp_basis, "exp_std": self.exp_std,
+            "triangles": self.triangles, "landmarks": self.landmarks,
+        }
+        out = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
+        if self.num_blendshapes:
+            out["blendshapes"] = self.blendshapes.detach().cpu().numpy()
+            out["blendshape_names"] = np.array(self.blendshape_names, dtype=np.str_)
+        return out
+
+    def save(self, path: str | os.PathLike, float16: bool = False) -> Path:
+        """Write the model as a compressed ``.npz`` (atomically: temp file, then rename).
+
+        ``float16=True`` stores the bases in half precision (about half the size); ``load``
+        returns float32 either way, and the loaded model is the one labels refer to.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ValueError(f"path: expected a file name ending in .npz, got {path.name!r}")
+        arrays = self.state_arrays()
+        if float16:
+            for key in ("id_basis", "exp_basis", "blendshapes"):
+                if key in arrays:
+                    arrays[key] = arrays[key].astype(np.float16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            os.chmod(tmp, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MorphableModel:
+        """Read a model saved by :meth:`save` (or any npz with the documented keys).
+
+        No pickle: object arrays are refused.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"path: expected an existing .npz model file, got {str(path)!r}")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(f"path: expected a .npz (zip) model file, got an unreadable file "
+                             f"{path.name!r} ({err})") from err
+        except ValueError as err:  # object arrays need pickle: refused
+            raise ValueError(f"path: expected plain numeric arrays in {path.name!r}, "
+                             f"got {err}") from err
+        missing = [k for k in REQUIRED_KEYS if k not in arrays]
+        if missing:
+            raise ValueError(f"path: expected keys {list(REQUIRED_KEYS)} in {path.name!r}, "
+                             f"missing {missing}")
+        names = arrays.get("blendshape_names")
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v).astype(
+            np.int64 if k in ("triangles", "landmarks") else np.float32))
+            for k, v in arrays.items() if k in REQUIRED_KEYS or k == "blendshapes"}
+        return cls(**tensors, blendshape_names=None if names is None else [str(n) for n in names])
+
+    @classmethod
+    def default(cls) -> MorphableModel:
+        """The shipped ICT Face Model Light (narrow face, 6706 vertices, mm). No download."""
+        path = data_dir() / DEFAULT_MODEL_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"The default model file {str(path)!r} is missing; run "
+                "`python data/build_default_model.py` from the repository root")
+        return cls.load(path)
+
+
+def vertex_normals(vertices: Tensor, triangles: Tensor) -> Tensor:
+    """Area-weighted unit vertex normals: vertices (B, V, 3), triangles (F, 3) -> (B, V, 3)."""
+    v0, v1, v2 = (vertices[:, triangles[:, i]] for i in range(3))
+    face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # (B, F, 3), length = 2 * area
+    normals = torch.zeros_like(vertices)
+    for i in range(3):
+        normals.index_add_(1, triangles[:, i], face_n)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
