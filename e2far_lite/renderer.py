@@ -1,0 +1,127 @@
+"""Renderer = rasterizer + shader, plus landmark projection with visibility.
+
+Everything is batched and runs on whatever device the inputs are on (CPU or CUDA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .camera import perspective_project
+from .checks import check_floating, check_positive_int, check_shape
+from .morphable_model import vertex_normals
+from .rasterizer import Fragments, interpolate, rasterize
+from .shading import Lights, shade
+
+
+@dataclass
+class RenderOutput:
+    """Images and buffers for a batch.
+
+    Attributes:
+        image: (B, 3, H, W) RGB in [0, 1], black where there is no face.
+        mask: (B, 1, H, W) float, 1 on the face.
+        depth: (B, H, W) mm, ``inf`` off the face.
+        fragments: the rasterizer's :class:`~e2far_lite.rasterizer.Fragments`.
+    """
+
+    image: Tensor
+    mask: Tensor
+    depth: Tensor
+    fragments: Fragments
+
+
+class Renderer:
+    """Render meshes seen by a pinhole camera.
+
+    Args:
+        image_size: output size in pixels (square images, H = W).
+
+    Examples:
+        >>> import torch
+        >>> renderer = Renderer(8)
+        >>> tri = torch.tensor([[0, 1, 2]])
+        >>> verts = torch.tensor([[[-50.0, 50, 0], [50, 50, 0], [0, -50, 0]]])  # camera frame
+        >>> out = renderer.render(verts + torch.tensor([0, 0, 100.0]), tri, torch.tensor([8.0]),
+        ...                       torch.tensor([[4.0, 4.0]]), torch.ones(1, 3, 3))
+        >>> out.image.shape
+        torch.Size([1, 3, 8, 8])
+    """
+
+    def __init__(self, image_size: int) -> None:
+        self.image_size = check_positive_int(image_size, "image_size")
+
+    def render(
+        self,
+        points: Tensor,
+        triangles: Tensor,
+        focal: Tensor,
+        centre: Tensor,
+        albedo: Tensor,
+        lights: Lights | None = None,
+    ) -> RenderOutput:
+        """Rasterize and shade camera-frame meshes.
+
+        Args:
+            points: (B, V, 3) camera-frame vertices in mm (x right, y down, z forward).
+            triangles: (F, 3) vertex indices (counter-clockwise from the front in model frame).
+            focal: (B,) focal length in pixels.
+            centre: (B, 2) principal point in pixels.
+            albedo: (B, V, 3) RGB per vertex in [0, 1].
+            lights: :class:`Lights`; default a soft frontal light.
+
+        Returns:
+            :class:`RenderOutput`.
+        """
+        check_shape(points, "points", (None, None, 3))
+        check_floating(points, "points")
+        batch, num_v = points.shape[:2]
+        check_shape(albedo, "albedo", (batch, num_v, 3))
+        check_shape(focal, "focal", (batch,))
+        check_shape(centre, "centre", (batch, 2))
+        size = self.image_size
+        screen = torch.cat([perspective_project(points, focal, centre), points[..., 2:]], -1)
+        frags = rasterize(screen, triangles, (size, size))
+        lights = lights if lights is not None else Lights.frontal(batch, points.device)
+        # camera-frame normals: diag(1,-1,-1) is a rotation, so winding (and outward) is kept
+        normals = vertex_normals(points, triangles)
+        attrs = interpolate(frags, torch.cat([normals, albedo, points], -1), triangles)
+        rgb = shade(attrs[..., :3], attrs[..., 3:6], attrs[..., 6:], lights)
+        mask = frags.mask[..., None].to(rgb.dtype)
+        image = (rgb * mask).clamp(0, 1).permute(0, 3, 1, 2)
+        return RenderOutput(image.contiguous(), mask.permute(0, 3, 1, 2).contiguous(),
+                            frags.depth, frags)
+
+
+def project_landmarks(
+    points: Tensor, focal: Tensor, centre: Tensor, depth: Tensor | None = None,
+    tolerance: float = 4.0,
+) -> tuple[Tensor, Tensor]:
+    """Project camera-frame landmarks and test them against the z-buffer.
+
+    Args:
+        points: (B, P, 3) camera-frame points in mm (NaN for undefined landmarks).
+        focal: (B,) pixels; centre: (B, 2) pixels.
+        depth: optional (B, H, W) z-buffer in mm from the same camera.
+        tolerance: a point is visible when it is at most this many mm behind the z-buffer.
+
+    Returns:
+        pixels (B, P, 2) and visible (B, P) bool (False for undefined points, points outside
+        the image, or points hidden behind the surface).
+    """
+    pixels = perspective_project(points, focal, centre)
+    visible = torch.isfinite(pixels).all(-1)
+    if depth is not None:
+        height, width = depth.shape[-2:]
+        # the farthest surface in a 3x3 neighbourhood: points on the silhouette stay visible
+        far = torch.nn.functional.max_pool2d(depth[:, None], 3, 1, 1)[:, 0]
+        col = pixels[..., 0].floor().nan_to_num(-1).long()
+        row = pixels[..., 1].floor().nan_to_num(-1).long()
+        inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+        flat = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1))
+        zbuf = torch.gather(far.flatten(1), 1, flat)
+        visible = visible & inside & (points[..., 2] <= zbuf + tolerance)
+    return pixels, visible

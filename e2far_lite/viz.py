@@ -1,0 +1,120 @@
+"""Pictures: plotly meshes (interactive, updated in place) and matplotlib image grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from torch import Tensor
+
+
+def _np(x: Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def mesh_trace(
+    vertices: Tensor | np.ndarray,
+    triangles: Tensor | np.ndarray,
+    intensity: Tensor | np.ndarray | None = None,
+    colorscale: str = "Viridis",
+    name: str = "face",
+    **kwargs,
+) -> go.Mesh3d:
+    """A shaded plotly ``Mesh3d`` of one face.
+
+    Args:
+        vertices: (V, 3) in mm, model frame (y up, z toward the viewer).
+        triangles: (F, 3) vertex indices.
+        intensity: optional (V,) per-vertex values (e.g. error in mm) drawn with ``colorscale``;
+            without it the face is skin-coloured.
+    """
+    v, f = _np(vertices), _np(triangles)
+    style = dict(
+        lighting=dict(ambient=0.35, diffuse=0.8, specular=0.15, roughness=0.6, fresnel=0.1),
+        lightposition=dict(x=0, y=100, z=1000), flatshading=False, name=name,
+    )
+    if intensity is not None:
+        style.update(intensity=_np(intensity), colorscale=colorscale, showscale=True)
+    else:
+        style.update(color="#e0b19a")
+    style.update(kwargs)
+    return go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], **style)
+
+
+def _front_camera() -> dict:
+    # plotly's default camera is z-up; ours is y-up with the face looking along +z
+    return dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.0, y=0.0, z=1.9))
+
+
+def mesh_figure(
+    vertices: Tensor | np.ndarray,
+    triangles: Tensor | np.ndarray,
+    intensity: Tensor | np.ndarray | None = None,
+    landmarks: Tensor | np.ndarray | None = None,
+    title: str = "",
+    height: int = 420,
+    widget: bool = False,
+    **kwargs,
+) -> go.Figure:
+    """One face as a plotly figure, seen from the front; optional landmarks (68, 3) as dots.
+
+    ``widget=True`` returns a ``go.FigureWidget`` whose traces can be updated in place
+    (``fig.data[0].x = ...``) from an ipywidgets callback, without redrawing the page.
+    """
+    traces = [mesh_trace(vertices, triangles, intensity, **kwargs)]
+    if landmarks is not None:
+        lm = _np(landmarks)
+        lm = lm[np.isfinite(lm).all(1)]
+        traces.append(go.Scatter3d(x=lm[:, 0], y=lm[:, 1], z=lm[:, 2] + 1.0, mode="markers",
+                                   marker=dict(size=3, color="#1f4fff"), name="landmarks"))
+    layout = go.Layout(
+        title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0),
+        scene=dict(aspectmode="data", camera=_front_camera(), xaxis_visible=False,
+                   yaxis_visible=False, zaxis_visible=False),
+        showlegend=False,
+    )
+    cls = go.FigureWidget if widget else go.Figure
+    return cls(data=traces, layout=layout)
+
+
+def image_grid(
+    images: Tensor,
+    landmarks: Tensor | None = None,
+    visible: Tensor | None = None,
+    ncols: int = 8,
+    titles: Sequence[str] | None = None,
+    size: float = 1.6,
+):
+    """A matplotlib grid of images (B, 3, H, W) in [0, 1], with optional landmarks (B, 68, 2) px.
+
+    Visible landmarks are drawn as green dots, hidden ones as red crosses. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    b = images.shape[0]
+    ncols = min(ncols, b)
+    nrows = (b + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i in range(b):
+        ax = axes.ravel()[i]
+        ax.imshow(_np(images[i].permute(1, 2, 0).clamp(0, 1)))
+        if landmarks is not None:
+            lm = _np(landmarks[i])
+            vis = np.ones(len(lm), bool) if visible is None else _np(visible[i]).astype(bool)
+            ax.scatter(lm[vis, 0], lm[vis, 1], s=3, c="lime")
+            ax.scatter(lm[~vis, 0], lm[~vis, 1], s=6, c="red", marker="x", linewidths=0.6)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def to_numpy_image(image: Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    return (_np(image.clamp(0, 1).permute(1, 2, 0)) * 255).round().astype(np.uint8)
+
+
+__all__ = ["mesh_trace", "mesh_figure", "image_grid", "to_numpy_image"]
