@@ -31,7 +31,8 @@ def check_shape(x: Tensor, name: str, shape: Sequence[int | None]) -> Tensor:
         torch.Size([2, 3])
     """
     check_tensor(x, name)
-    ok = x.dim() == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+    ok = x.dim() == len(shape) and all(
+        s is None or s == d for s, d in zip(shape, x.shape, strict=True))
     if not ok:
         raise ValueError(f"{name}: expected shape {_fmt_shape(shape)}, got {tuple(x.shape)}")
     return x

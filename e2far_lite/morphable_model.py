@@ -266,7 +266,8 @@ class MorphableModel(nn.Module):
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"path: expected an existing .npz model file, got {str(path)!r}")
+            raise FileNotFoundError(
+                f"path: expected an existing .npz model file, got {str(path)!r}")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
