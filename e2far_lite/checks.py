@@ -13,7 +13,8 @@ from torch import Tensor
 
 
 def _fmt_shape(shape: Sequence[int | str | None]) -> str:
-    return "(" + ", ".join("B" if s is None else str(s) for s in shape) + ")"
+    inner = ", ".join("B" if s is None else str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
 def check_tensor(x: object, name: str) -> Tensor:

@@ -268,6 +268,11 @@ class MorphableModel(nn.Module):
         if not path.is_file():
             raise FileNotFoundError(
                 f"path: expected an existing .npz model file, got {str(path)!r}")
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        if magic != b"PK\x03\x04":
+            raise ValueError(f"path: expected a .npz (zip) model file, got an unreadable file "
+                             f"{path.name!r} starting with {magic!r}")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}

@@ -1,0 +1,46 @@
+"""Shared fixtures: the shipped default model and a small face-like model of another size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from e2far_lite import MorphableModel
+
+
+@pytest.fixture(scope="session")
+def default_model() -> MorphableModel:
+    return MorphableModel.default()
+
+
+def ellipsoid_model(rows: int = 20, cols: int = 16, num_id: int = 6, num_exp: int = 5,
+                    seed: int = 0) -> MorphableModel:
+    """A half-ellipsoid 'face' (about 150 x 200 x 90 mm) with random orthonormal bases.
+
+    No blend shapes, and landmarks only for the first 40 points (the rest -1): it exercises
+    the pipeline on a model that is not the default.
+    """
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.linspace(-1.3, 1.3, cols)  # around y (left-right)
+    phi = torch.linspace(-1.2, 1.2, rows)  # up-down
+    t, p = torch.meshgrid(theta, phi, indexing="xy")
+    mean = torch.stack([75 * torch.sin(t) * torch.cos(p), 100 * torch.sin(p),
+                        45 * torch.cos(t) * torch.cos(p)], -1).reshape(-1, 3)
+    idx = torch.arange(rows * cols).view(rows, cols)
+    a, b = idx[:-1, :-1].flatten(), idx[:-1, 1:].flatten()
+    c, d = idx[1:, 1:].flatten(), idx[1:, :-1].flatten()
+    # counter-clockwise seen from +z with y up: rows grow upward (phi increases)
+    triangles = torch.cat([torch.stack([a, b, c], 1), torch.stack([a, c, d], 1)])
+    num_v = mean.shape[0]
+    q, _ = torch.linalg.qr(torch.randn(3 * num_v, num_id + num_exp, generator=g))
+    id_basis = q[:, :num_id].T.reshape(num_id, num_v, 3)
+    exp_basis = q[:, num_id:].T.reshape(num_exp, num_v, 3)
+    landmarks = torch.full((68,), -1, dtype=torch.long)
+    landmarks[:40] = torch.randperm(num_v, generator=g)[:40]
+    return MorphableModel(mean, id_basis, torch.linspace(20, 5, num_id), exp_basis,
+                          torch.linspace(10, 2, num_exp), triangles, landmarks)
+
+
+@pytest.fixture()
+def small_model() -> MorphableModel:
+    return ellipsoid_model()
