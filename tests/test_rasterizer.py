@@ -68,8 +68,9 @@ def test_matches_reference_on_random_meshes():
     screen = torch.cat([torch.rand(1, 15, 2, generator=g) * torch.tensor([10.0, 12.0]),
                         2 + 8 * torch.rand(1, 15, 1, generator=g)], -1).double()
     triangles = torch.randint(0, 15, (20, 3), generator=g)
-    triangles = triangles[(triangles[:, 0] != triangles[:, 1]) & (triangles[:, 1] != triangles[:, 2])
-                          & (triangles[:, 0] != triangles[:, 2])]
+    distinct = ((triangles[:, 0] != triangles[:, 1]) & (triangles[:, 1] != triangles[:, 2])
+                & (triangles[:, 0] != triangles[:, 2]))
+    triangles = triangles[distinct]
     frags = rasterize(screen, triangles, size)
     face, depth = reference_rasterize(screen[0], triangles, size)
     assert torch.equal(frags.mask[0], face >= 0)
