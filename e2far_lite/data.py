@@ -145,6 +145,12 @@ class SyntheticFaces(Dataset):
         return render_items(self.model, self.config, items, self.renderer, self.device)
 
 
+def _per_item(fn, *args: Tensor) -> Tensor:
+    """Apply ``fn`` one item at a time: a matrix product's rounding can depend on the batch
+    size, and an item must not depend on the batch it is rendered in."""
+    return torch.cat([fn(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))])
+
+
 def _stack(items: list[dict], key: str, device: torch.device) -> Tensor:
     return torch.stack([it[key] for it in items]).to(device)
 
@@ -156,14 +162,14 @@ def render_items(model: MorphableModel, config: DataConfig, items: list[dict],
     a_id = _stack(items, "a_id", device)
     if model.num_blendshapes:
         weights = _stack(items, "blend_weights", device)
-        a_exp = model.blendshapes_to_exp(weights)
+        a_exp = _per_item(model.blendshapes_to_exp, weights)
     else:
         weights = torch.zeros(len(items), 0, device=device)
         a_exp = _stack(items, "a_exp", device)
     angles = _stack(items, "angles", device)
     distance = _stack(items, "distance", device)[:, 0]
     translation = torch.stack([torch.zeros_like(distance), torch.zeros_like(distance), distance], 1)
-    points = to_camera(model(a_id, a_exp), angles, translation)  # (B, V, 3) mm
+    points = to_camera(_per_item(model, a_id, a_exp), angles, translation)  # (B, V, 3) mm
 
     # crop box around the landmarks (or all vertices when the model has few landmarks)
     focal0 = torch.full_like(distance, config.focal)

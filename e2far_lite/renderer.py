@@ -125,3 +125,42 @@ def project_landmarks(
         zbuf = torch.gather(far.flatten(1), 1, flat)
         visible = visible & inside & (points[..., 2] <= zbuf + tolerance)
     return pixels, visible
+
+
+def render_preview(
+    vertices: Tensor,
+    triangles: Tensor,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    size: int = 256,
+    albedo: Tensor | None = None,
+    extent: float = 240.0,
+) -> Tensor:
+    """Portrait renders of model-frame meshes for pictures in notebooks.
+
+    Args:
+        vertices: (B, V, 3) in mm, model frame.
+        triangles: (F, 3).
+        yaw, pitch: head rotation in radians.
+        size: image size in pixels.
+        albedo: optional (B, V, 3) colours; default a uniform skin tone.
+        extent: mm covered by the image side at the model's origin.
+
+    Returns:
+        (B, 3, size, size) images in [0, 1] on a white background.
+    """
+    from .camera import to_camera
+    from .shading import skin_albedo
+
+    check_shape(vertices, "vertices", (None, None, 3))
+    batch, distance = vertices.shape[0], 1500.0
+    dev = vertices.device
+    angles = torch.tensor([[yaw, pitch, 0.0]], device=dev).expand(batch, 3)
+    points = to_camera(vertices, angles, torch.tensor([[0.0, 0.0, distance]], device=dev)
+                       .expand(batch, 3))
+    focal = torch.full((batch,), size * distance / extent, device=dev)
+    centre = torch.full((batch, 2), size / 2, device=dev)
+    if albedo is None:
+        albedo = skin_albedo(vertices[0], batch).to(dev)
+    out = Renderer(size).render(points, triangles, focal, centre, albedo)
+    return out.image + (1 - out.mask)

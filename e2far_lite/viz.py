@@ -118,3 +118,70 @@ def to_numpy_image(image: Tensor) -> np.ndarray:
 
 
 __all__ = ["mesh_trace", "mesh_figure", "image_grid", "to_numpy_image"]
+
+
+def pipeline_diagram(face_image: np.ndarray | None = None, sample_image: np.ndarray | None = None):
+    """The UH-E2FAR pipeline in one matplotlib picture: model -> render -> network -> loss.
+
+    Args:
+        face_image: optional (H, W, 3) render of a model face, drawn in the first box.
+        sample_image: optional (H, W, 3) synthetic training image, drawn in the second box.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(13, 4.2))
+    ax.set_xlim(0, 13)
+    ax.set_ylim(0, 4.2)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, color):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=color,
+                                    ec="#444", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9, wrap=True)
+
+    def arrow(x0, y0, x1, y1):
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14,
+                                     color="#333"))
+
+    box(0.1, 2.9, 2.3, 1.1, "3D morphable model\nS = mean + U_id·a_id\n+ U_exp·a_exp", "#fde2c8")
+    box(2.9, 2.9, 2.0, 1.1, "renderer\npose, light, albedo,\nbackground", "#d8ecf7")
+    box(5.4, 2.9, 2.0, 1.1, "VGG-style backbone\npool1 … pool5", "#e4f2dc")
+    box(8.0, 3.25, 2.3, 0.75, "pool5 → fc → a_id\n(neutral shape)", "#f4dcef")
+    box(8.0, 2.1, 2.3, 0.95, "fusion CNN\npool4 + pool5 → a_exp\n(expression)", "#f4dcef")
+    box(8.0, 1.15, 2.3, 0.7, "pool5 → pose\n(yaw, pitch, roll, t, s)", "#eeeeee")
+    box(10.8, 2.1, 2.1, 1.6, "multi-task loss\nin vertex space\nL_neutral + λ·L_exp\n+ landmarks",
+        "#fff3b0")
+    arrow(2.45, 3.45, 2.85, 3.45)
+    arrow(4.95, 3.45, 5.35, 3.45)
+    arrow(7.45, 3.6, 7.95, 3.6)
+    arrow(7.45, 3.2, 7.95, 2.6)
+    arrow(7.45, 3.0, 7.95, 1.5)
+    arrow(10.35, 3.6, 10.75, 3.2)
+    arrow(10.35, 2.6, 10.75, 2.7)
+    for image, x in ((face_image, 0.4), (sample_image, 3.05)):
+        if image is not None:
+            ax.imshow(image, extent=(x, x + 1.7, 0.4, 2.1))
+    ax.text(1.25, 0.05, "a face of the model", ha="center", fontsize=8)
+    ax.text(3.9, 0.05, "a training image (exact labels)", ha="center", fontsize=8)
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig
+
+
+def image_row(images: Tensor | Sequence[Tensor], titles: Sequence[str] | None = None,
+              size: float = 2.2, title: str = ""):
+    """A row of images (each (3, H, W) in [0, 1]) with optional titles. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size + 0.35), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.imshow(to_numpy_image(images[i]))
+        ax.axis("off")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -19,13 +19,12 @@ def test_same_seed_same_item(default_model):
 
 
 def test_item_does_not_depend_on_its_batch(default_model):
-    faces = SyntheticFaces(default_model, 100, seed=3, config=SMALL)
+    faces = SyntheticFaces(default_model, 100, seed=3)
     together = faces.batch([4, 5, 6])
     alone = faces[5]
     assert torch.equal(alone["image"], together["image"][1])
-    assert torch.equal(alone["a_exp"], together["a_exp"][1])
-    # the shape einsum may round differently at another batch size: sub-micrometre
-    assert torch.allclose(alone["landmarks"], together["landmarks"][1], atol=1e-3)
+    for key in alone:
+        assert torch.equal(alone[key], together[key][1]), key
 
 
 def test_labels_are_exact(default_model):
