@@ -302,6 +302,52 @@ class MorphableModel(nn.Module):
                 "`python data/build_default_model.py` from the repository root")
         return cls.load(path)
 
+    # ------------------------------------------- the field's models (your own files, no download)
+    @classmethod
+    def from_bfm2009(cls, path: str | os.PathLike, **options) -> MorphableModel:
+        """Basel Face Model 2009 ``01_MorphableModel.mat`` (µm -> mm, E = 0).
+
+        See :func:`e2far_lite.loaders.load_bfm2009` for the options.
+        """
+        from .loaders import load_bfm2009
+
+        return load_bfm2009(path, **options)
+
+    @classmethod
+    def from_bfm2017(cls, path: str | os.PathLike, **options) -> MorphableModel:
+        """Basel Face Model 2017 ``.h5`` (needs h5py).
+
+        See :func:`e2far_lite.loaders.load_bfm2017` for the options.
+        """
+        from .loaders import load_bfm2017
+
+        return load_bfm2017(path, **options)
+
+    @classmethod
+    def from_3ddfa(cls, path: str | os.PathLike, **options) -> MorphableModel:
+        """3DDFA / face3d ``BFM.mat`` or 3DDFA-V2 ``.pkl``.
+
+        See :func:`e2far_lite.loaders.load_3ddfa` for the options.
+        """
+        from .loaders import load_3ddfa
+
+        return load_3ddfa(path, **options)
+
+    @classmethod
+    def from_flame(cls, path: str | os.PathLike, **options) -> MorphableModel:
+        """FLAME ``generic_model.pkl`` without chumpy. See :func:`e2far_lite.loaders.load_flame`."""
+        from .loaders import load_flame
+
+        return load_flame(path, **options)
+
+    @classmethod
+    def from_ict_facekit(cls, folder: str | os.PathLike, region: str | int = "narrow_face",
+                         **options) -> MorphableModel:
+        """ICT-FaceKit ``FaceXModel/`` folder. See :func:`e2far_lite.loaders.load_ict_facekit`."""
+        from .loaders import load_ict_facekit
+
+        return load_ict_facekit(folder, region=region, **options)
+
 
 def vertex_normals(vertices: Tensor, triangles: Tensor) -> Tensor:
     """Area-weighted unit vertex normals: vertices (B, V, 3), triangles (F, 3) -> (B, V, 3)."""
