@@ -132,13 +132,18 @@ def rasterize(
 
 
 def interpolate(fragments: Fragments, attributes: Tensor, triangles: Tensor) -> Tensor:
-    """Interpolate per-vertex attributes (B, V, C) at every pixel: (B, H, W, C), 0 off the mesh."""
+    """Interpolate per-vertex attributes (B, V, C) at every pixel: (B, H, W, C), 0 off the mesh.
+
+    Only covered pixels are computed, so the cost follows the face's area.
+    """
     batch, height, width = fragments.face_index.shape
-    face = fragments.face_index.clamp(min=0).view(batch, -1)  # (B, HW)
-    corner = triangles[face]  # (B, HW, 3)
-    values = torch.gather(
-        attributes, 1, corner.reshape(batch, -1, 1).expand(-1, -1, attributes.shape[-1])
-    ).view(batch, -1, 3, attributes.shape[-1])
-    out = (values * fragments.bary.view(batch, -1, 3, 1)).sum(2)
-    out = out * fragments.mask.view(batch, -1, 1)
-    return out.view(batch, height, width, -1)
+    channels = attributes.shape[-1]
+    face = fragments.face_index.view(-1)
+    covered = torch.nonzero(face >= 0).squeeze(1)  # flat pixel ids
+    item = covered // (height * width)
+    corner = triangles[face[covered]]  # (P, 3) vertex ids
+    values = attributes[item[:, None], corner]  # (P, 3, C)
+    bary = fragments.bary.view(-1, 3)[covered]
+    out = attributes.new_zeros(batch * height * width, channels)
+    out[covered] = (values * bary[..., None]).sum(1)
+    return out.view(batch, height, width, channels)

@@ -38,9 +38,13 @@ def render_throughput(model: MorphableModel, device: torch.device, batch: int = 
     model = model.to(device)
     faces = SyntheticFaces(model, 10**6, seed=0, config=DataConfig(image_size=image_size),
                            device=device)
-    counter = iter(range(0, 10**6, batch))
-    full = time_call(lambda: faces.batch(range(next(counter), next(counter) + batch)),
-                     device, repeats)
+    starts = iter(range(0, 10**6, batch))
+
+    def fresh_batch() -> None:  # new items each call: nothing is cached between calls
+        start = next(starts)
+        faces.batch(range(start, start + batch))
+
+    full = time_call(fresh_batch, device, repeats)
     # renderer alone on fixed meshes
     from .camera import to_camera
     from .renderer import Renderer
