@@ -35,15 +35,50 @@ def _hidden_share() -> float:
     return float(1 - batch["visible"].float().mean())
 
 
+def _pool3_macs() -> int:
+    from .backbone import VGGBackbone
+    from .complexity import count_macs
+
+    backbone = VGGBackbone()
+    side = 128 // 2**2  # block 3 reads pool2's output, stride 4
+    pool2_out = (1, backbone.channels["pool2"], side, side)
+    return count_macs(backbone.stages["pool3"], pool2_out)
+
+
+def _fuse_in_channels() -> int:
+    from .backbone import VGGBackbone
+    from .fusion import FusionCNN, FusionConfig
+
+    config = FusionConfig(taps=("pool3", "pool4", "pool5"), width=128)
+    fusion = FusionCNN(VGGBackbone().channels, num_exp=29, config=config, grid_size=4)
+    return fusion.fuse[0].in_channels
+
+
+def _unit_identity_error() -> float:
+    from .losses import MultiTaskLoss
+
+    m = MorphableModel.default()
+    return float(MultiTaskLoss(m).gram_id[0, 0] / m.num_vertices)
+
+
 SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "00_num_vertices": (_num_vertices, "look at model.num_vertices or model.mean.shape"),
     "01_largest_blendshape": (_largest_blendshape,
                               "take the largest vertex displacement norm of each blend shape"),
     "01_components_for_99": (_components_for_99,
                              "count components until the cumulative variance reaches 0.99"),
+    "05_unit_identity_error": (_unit_identity_error,
+                               "one std of component 0 moves the shape by id_std[0] mm in "
+                               "total; the loss averages the squared distance over V vertices"),
     "02_hidden_share": (_hidden_share,
                         "render the 64 samples in one faces.batch(...) call and average "
                         "the 'visible' flags"),
+    "03_pool3_macs": (_pool3_macs,
+                      "count_macs(backbone.stages['pool3'], input_size) with the shape of pool2's "
+                      "output for one 128 px image as input_size"),
+    "04_fuse_in_channels": (_fuse_in_channels,
+                            "build FusionCNN(backbone.channels, 29, FusionConfig(taps=...), 4) and "
+                            "read the in_channels of the first layer of its .fuse"),
 }
 
 

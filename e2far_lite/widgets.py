@@ -107,3 +107,42 @@ def enable_colab_widgets() -> bool:
         return False
     output.enable_custom_widget_manager()
     return True
+
+
+class LossCurve:
+    """A live plot of training: pass :meth:`callback` to ``train(..., callback=...)``.
+
+    Training loss terms (log scale) on the left, validation vertex RMSE (mm) on the right; the
+    figure is updated in place each time the training loop logs a row.
+    """
+
+    TERMS = ("total", "neutral", "expression", "landmarks")
+
+    def __init__(self, height: int = 320) -> None:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        base = make_subplots(rows=1, cols=2,
+                             subplot_titles=("training loss", "validation RMSE (mm)"))
+        for term in self.TERMS:
+            base.add_trace(go.Scatter(x=[], y=[], mode="lines", name=term), row=1, col=1)
+        for key in ("total", "neutral", "expression"):
+            base.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=f"val {key}"),
+                           row=1, col=2)
+        base.update_yaxes(type="log", row=1, col=1)
+        base.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=30))
+        self.figure = go.FigureWidget(base)
+        self.rows: list[tuple[int, dict[str, float]]] = []
+
+    def callback(self, step: int, row: dict[str, float]) -> None:
+        """Record one logged row and redraw the curves."""
+        self.rows.append((step, dict(row)))
+        series = {}
+        for name in [f"loss_{t}" for t in self.TERMS] + [
+                f"val_{k}_mm" for k in ("total", "neutral", "expression")]:
+            pts = [(s, r[name]) for s, r in self.rows if name in r and r[name] == r[name]]
+            series[name] = pts
+        with self.figure.batch_update():
+            for trace, name in zip(self.figure.data, series, strict=True):
+                trace.x = [s for s, _ in series[name]]
+                trace.y = [v for _, v in series[name]]
