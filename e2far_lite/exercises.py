@@ -103,3 +103,16 @@ def check(name: str, answer: object, tolerance: float = 1e-6) -> bool:
         ok = answer == expected
     print("Correct!" if ok else f"Not quite ({answer!r}). Hint: {hint}.")
     return ok
+
+
+def _best_expression_probe_layer() -> str:
+    from .attribution import best_layer, linear_probes, probe_batch, trained_network
+
+    net, model, config, _ = trained_network()
+    return best_layer(linear_probes(net, probe_batch(net, model, config.data), model),
+                      "expression")
+
+
+register("07_best_expression_layer", _best_expression_probe_layer,
+         "run linear_probes(net, faces, model) and take the layer whose "
+         "'expression' R² is largest")
