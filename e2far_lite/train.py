@@ -297,7 +297,8 @@ def _echo(progress: bool, text: str) -> None:
 def train(config: TrainConfig | str, out_dir: str | os.PathLike,
           device: torch.device | str | None = None,
           resume: str | os.PathLike | None = None, callback: Callback | None = None,
-          progress: bool = True, cache_dir: str | os.PathLike | None = None) -> TrainResult:
+          progress: bool = True, cache_dir: str | os.PathLike | None = None,
+          model: MorphableModel | None = None) -> TrainResult:
     """Train E2FARNet on the shipped morphable model; see the module docstring.
 
     Args:
@@ -315,6 +316,8 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
             training (the last checkpoint stays as it was).
         progress: show a tqdm bar with the loss terms and print validation lines.
         cache_dir: where the validation split is cached (default ``data/cache``).
+        model: the morphable model to train on (default: the shipped ICT model); any model in
+            the documented ``.npz`` format works, and the checkpoint records which one it was.
 
     Returns:
         a :class:`TrainResult`.
@@ -339,7 +342,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
     payload = _resume_payload(resume, paths["last"], cfg)
 
     torch.manual_seed(cfg.seed)
-    model = MorphableModel.default()
+    model = model if model is not None else MorphableModel.default()
     if payload is not None:
         check_model(payload["model"], model, "resume checkpoint")
         net = build_net(payload, model, cfg)

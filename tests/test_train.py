@@ -137,3 +137,18 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert "step 4" in printed and "mean shape" in printed
     with pytest.raises(SystemExit, match="--config"):
         main(["train", "--config", "nope", "--out", str(out)])
+
+
+def test_any_model_trains_and_reloads(tmp_path, small_model):
+    """A model of another size, without blend shapes, goes through training and checkpoints."""
+    from e2far_lite.checkpoint import load_checkpoint
+
+    config = get_config("smoke", steps=4, val_size=8, val_every=4, ckpt_every=4)
+    result = train(config, tmp_path / "run", device="cpu", progress=False,
+                   cache_dir=tmp_path / "cache", model=small_model)
+    net, model, _ = load_checkpoint(result.paths["last"], model=small_model)
+    assert model.num_vertices == small_model.num_vertices
+    out = net(torch.rand(2, 3, config.image_size, config.image_size))
+    assert out["a_id"].shape == (2, small_model.num_id)
+    with pytest.raises(ValueError):
+        load_checkpoint(result.paths["last"])  # the default model does not match
