@@ -19,11 +19,12 @@ while saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -31,6 +32,7 @@ from torch import nn
 from .configs import TrainConfig
 from .morphable_model import MorphableModel
 from .network import E2FARNet
+from .paths import data_dir, is_smoke
 
 FORMAT = "e2far-lite-checkpoint"
 VERSION = 1
@@ -219,5 +221,44 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     return _atomic_save(payload, Path(dst))
 
 
+#: The shipped checkpoint, made by ``python data/make_checkpoint.py``.
+SHIPPED_FILE = "e2far_lite.pt"
+
+
+class Pretrained(NamedTuple):
+    """What :func:`pretrained` returns."""
+
+    net: E2FARNet  # eval mode, on the CPU
+    model: MorphableModel  # the morphable model of its coefficients
+    config: TrainConfig  # its training config (``config.data``: how its faces looked)
+    source: str  # which network this is, in words
+
+
+@functools.lru_cache(maxsize=2)
+def _pretrained(smoke: bool, path: str, mtime: float) -> Pretrained:
+    if not smoke and Path(path).is_file():
+        net, model, config = load_checkpoint(path, device="cpu")
+        return Pretrained(net, model, config, f"the shipped checkpoint {Path(path).name}")
+    from .train import train  # only for the fallback
+
+    with tempfile.TemporaryDirectory(prefix="e2far-smoke-") as out_dir:
+        result = train("smoke", out_dir, device="cpu", progress=False)
+    why = "smoke mode" if smoke else f"{Path(path).name} not found"
+    return Pretrained(result.net.cpu().eval(), result.model.cpu(), result.config,
+                      f"a smoke-trained network ({why}; its numbers mean little)")
+
+
+def pretrained(smoke: bool | None = None) -> Pretrained:
+    """The network the later notebooks study: ``data/e2far_lite.pt``, or, in smoke mode
+    (``E2FAR_SMOKE=1``) or when the file is missing, a few seconds of smoke training.
+
+    Cached per process, so a notebook and its exercise check see the same network.
+    """
+    smoke = is_smoke() if smoke is None else bool(smoke)
+    path = data_dir() / SHIPPED_FILE
+    return _pretrained(smoke, str(path), path.stat().st_mtime if path.is_file() else 0.0)
+
+
 __all__ = ["save_checkpoint", "load_checkpoint", "export_checkpoint", "read_checkpoint",
-           "build_net", "model_fingerprint", "model_info", "check_model"]
+           "build_net", "model_fingerprint", "model_info", "check_model", "pretrained",
+           "Pretrained", "SHIPPED_FILE"]

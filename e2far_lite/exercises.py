@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+
 from .morphable_model import MorphableModel
 
 
@@ -61,6 +63,21 @@ def _unit_identity_error() -> float:
     return float(MultiTaskLoss(m).gram_id[0, 0] / m.num_vertices)
 
 
+def _worst_region() -> str:
+    from .benchmark import test_split
+    from .checkpoint import pretrained
+    from .metrics import shape_errors
+    from .paths import is_smoke
+    from .regions import REGION_NAMES, vertex_regions
+
+    net, model, config, _ = pretrained()
+    split = test_split(model, config, 16 if is_smoke() else 256, torch.device("cpu"))
+    with torch.no_grad():
+        errors = shape_errors(model, net(split["image"]), split, vertex_regions(model))
+    means = [float(errors[f"region/{r}"].nanmean()) for r in REGION_NAMES]
+    return REGION_NAMES[max(range(len(means)), key=means.__getitem__)]
+
+
 SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "00_num_vertices": (_num_vertices, "look at model.num_vertices or model.mean.shape"),
     "01_largest_blendshape": (_largest_blendshape,
@@ -70,6 +87,8 @@ SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "05_unit_identity_error": (_unit_identity_error,
                                "one std of component 0 moves the shape by id_std[0] mm in "
                                "total; the loss averages the squared distance over V vertices"),
+    "06_worst_region": (_worst_region, "average errors['region/<name>'] over faces for each "
+                        "name in REGION_NAMES and take the largest"),
     "02_hidden_share": (_hidden_share,
                         "render the 64 samples in one faces.batch(...) call and average "
                         "the 'visible' flags"),
@@ -106,9 +125,10 @@ def check(name: str, answer: object, tolerance: float = 1e-6) -> bool:
 
 
 def _best_expression_probe_layer() -> str:
-    from .attribution import best_layer, linear_probes, probe_batch, trained_network
+    from .attribution import best_layer, linear_probes, probe_batch
+    from .checkpoint import pretrained
 
-    net, model, config, _ = trained_network()
+    net, model, config, _ = pretrained()
     return best_layer(linear_probes(net, probe_batch(net, model, config.data), model),
                       "expression")
 
