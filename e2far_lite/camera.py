@@ -83,6 +83,12 @@ def weak_perspective_project(points: Tensor, pose: Tensor) -> Tensor:
     """
     check_shape(pose, "pose", (None, 6))
     check_floating(pose, "pose")
+    check_shape(points, "points", (None, None, 3))
+    if points.shape[0] != pose.shape[0]:
+        raise ValueError(f"points: expected batch size {pose.shape[0]} like pose, "
+                         f"got {points.shape[0]}")
+    if points.dtype != pose.dtype:
+        raise ValueError(f"points: expected dtype {pose.dtype} like pose, got {points.dtype}")
     rotated = points @ rotation_matrix(pose[:, :3]).transpose(1, 2)
     xy = rotated[..., :2] * rotated.new_tensor((1.0, -1.0))
     return pose[:, None, 5:6] * xy + pose[:, None, 3:5]

@@ -150,14 +150,40 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: expected an existing checkpoint file, got {str(path)!r}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as err:  # truncated, not a torch file, or a pickle naming code to run
+        raise ValueError(f"path: expected an e2far-lite checkpoint (a torch.save file that "
+                         f"loads with weights_only=True), got {path.name!r}, refused: "
+                         f"{_load_failure(err)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"path: expected an e2far-lite checkpoint, got {path.name!r} "
                          f"without format {FORMAT!r}")
     if payload.get("version") != VERSION:
         raise ValueError(f"path: expected checkpoint version {VERSION}, "
                          f"got {payload.get('version')!r} in {path.name!r}")
+    for key, kind in (("config", dict), ("model", dict), ("net", dict), ("step", int)):
+        if not isinstance(payload.get(key), kind):
+            raise ValueError(f"path: expected {key!r} ({kind.__name__}) in checkpoint "
+                             f"{path.name!r}, got {type(payload.get(key)).__name__}")
+    missing = [k for k in ("num_id", "num_exp", "num_vertices", "fingerprint")
+               if k not in payload["model"]]
+    not_tensors = [k for k, v in payload["net"].items() if not isinstance(v, torch.Tensor)]
+    if missing or not_tensors:
+        raise ValueError(f"path: expected model sizes and tensor weights in checkpoint "
+                         f"{path.name!r}, got missing {missing}, non-tensors {not_tensors[:3]}")
     return payload
+
+
+def _load_failure(err: Exception) -> str:
+    """The reason in ``torch.load``'s message, without its advice to load unsafely."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(
+        ("Weights only load failed", "Check the documentation", "Please file an issue"))]
+    reason = (reasons or lines or ["empty or truncated file"])[0]
+    return f"{type(err).__name__}: {reason[:200]}"
 
 
 def build_net(payload: dict[str, Any], model: MorphableModel, config: TrainConfig,

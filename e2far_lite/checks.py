@@ -13,7 +13,9 @@ from torch import Tensor
 
 
 def _fmt_shape(shape: Sequence[int | str | None]) -> str:
-    inner = ", ".join("B" if s is None else str(s) for s in shape)
+    # a free leading size is the batch (B); a free size elsewhere is any size (*)
+    inner = ", ".join(("B" if i == 0 else "*") if s is None else str(s)
+                      for i, s in enumerate(shape))
     return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
@@ -25,7 +27,8 @@ def check_tensor(x: object, name: str) -> Tensor:
 
 
 def check_shape(x: Tensor, name: str, shape: Sequence[int | None]) -> Tensor:
-    """Check ``x.shape`` against ``shape``; ``None`` matches any size (printed as B).
+    """Check ``x.shape`` against ``shape``; ``None`` matches any size (printed as B when it
+    is the leading size, * elsewhere).
 
     Examples:
         >>> check_shape(torch.zeros(2, 3), "a_id", (None, 3)).shape
@@ -59,6 +62,19 @@ def check_positive_int(value: object, name: str) -> int:
     """Require a positive Python integer (sizes, counts)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+#: Largest image side in pixels anywhere in the package (renderer, data, network): a bigger
+#: request is refused at once instead of trying to allocate (B x H x W buffers, FC layers).
+MAX_IMAGE_SIZE = 4096
+
+
+def check_image_size(value: object, name: str) -> int:
+    """A positive integer image side no larger than :data:`MAX_IMAGE_SIZE` pixels."""
+    check_positive_int(value, name)
+    if value > MAX_IMAGE_SIZE:
+        raise ValueError(f"{name}: expected at most {MAX_IMAGE_SIZE} px, got {value}")
     return value
 
 

@@ -5,6 +5,8 @@ Commands:
     benchmark   the ablation table (``--mode quick|full|smoke``) or speed figures (``--speed``)
     train       train E2FARNet from a preset (``--config cpu-quick``), writing into ``--out``
     evaluate    validation figures of a checkpoint (``--checkpoint runs/cpu-quick/last.pt``)
+    reconstruct the face in a photo, as .obj/.ply (``photo.jpg -o face.obj --overlay o.png``)
+    landmarks-nme  landmark NME on annotated real photos (``faces.xml``, dlib or iBUG .pts)
 """
 
 from __future__ import annotations
@@ -52,17 +54,18 @@ def _benchmark(args: argparse.Namespace) -> None:
         print((Path(args.out) / "results.md").read_text())
         print(f"wrote {Path(args.out) / 'results.md'} and results.json")
         return
-    from .morphable_model import MorphableModel
-    from .speed import render_throughput
+    import json
 
-    print(f"device: {describe(device)}")
-    model = MorphableModel.default()
-    figures = render_throughput(model, device, batch=args.batch, image_size=args.size,
-                                repeats=args.repeats)
-    print(f"rendering at {args.size} px, batch {args.batch} (median of {args.repeats}):")
-    print(f"  renderer alone (rasterize + shade): {figures['render_per_s']:8.1f} images/s")
-    print(f"  full samples (draw + render + background + augment): "
-          f"{figures['samples_per_s']:8.1f} images/s")
+    from .speed import format_report, speed_report
+
+    report = speed_report(device, batch=args.batch, image_size=args.size, repeats=args.repeats,
+                          echo=lambda line: print("  " + line, flush=True))
+    print(format_report(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
+        print(f"wrote {path}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -72,6 +75,7 @@ def _train(args: argparse.Namespace) -> None:
 
     from .configs import get_config
     from .devices import default_device, describe
+    from .distributed import from_env
     from .train import format_figures, train
 
     if args.steps is not None and args.steps <= 0:
@@ -82,17 +86,19 @@ def _train(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise SystemExit(f"--config: {err}") from None
     device = torch.device(args.device) if args.device else default_device()
-    print(f"device: {describe(device)}")
-    print(f"config {args.config!r}: {config.image_size} px, batch {config.batch_size}, "
+    # under torchrun rank 0 reports; the other processes train silently
+    say = print if from_env().is_main else lambda *_args: None
+    say(f"device: {describe(device)}")
+    say(f"config {args.config!r}: {config.image_size} px, batch {config.batch_size}, "
           f"{config.steps} steps, widths {config.net.backbone.widths}; writing to {args.out}")
     start = time.perf_counter()
     result = train(config, args.out, device=device, resume=args.resume,
                    progress=not args.quiet, cache_dir=args.cache_dir)
     minutes = (time.perf_counter() - start) / 60
-    print(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
+    say(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
           f"{config.val_seed}), step {result.history[-1]['step']}:")
-    print("  " + format_figures(result.final, result.baseline))
-    print(f"  checkpoint {result.paths['last']}, log {result.paths['csv']}, "
+    say("  " + format_figures(result.final, result.baseline))
+    say(f"  checkpoint {result.paths['last']}, log {result.paths['csv']}, "
           f"curves {result.paths['curves']}")
 
 
@@ -120,6 +126,87 @@ def _evaluate(args: argparse.Namespace) -> None:
     print("  " + format_figures(figures, mean_shape_baseline(model, split)))
 
 
+def _load_for_photos(checkpoint: str | None):
+    """(net, model, config) on the CPU from --checkpoint, default the shipped file."""
+    from .checkpoint import SHIPPED_FILE, load_checkpoint
+    from .paths import data_dir
+
+    path = Path(checkpoint) if checkpoint else data_dir() / SHIPPED_FILE
+    if checkpoint is None and not path.is_file():
+        raise SystemExit(f"--checkpoint: the shipped checkpoint {path} is missing; pass "
+                         "--checkpoint PATH (e.g. runs/cpu-quick/last.pt from "
+                         "`python -m e2far_lite train`)")
+    try:
+        return load_checkpoint(path, device="cpu")
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--checkpoint: {err}") from None
+
+
+def _reconstruct(args: argparse.Namespace) -> None:
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import photo
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".obj", ".ply"):
+        raise SystemExit(f"-o/--out: expected a file name ending in .obj or .ply, got {out.name!r}")
+    if args.overlay and Path(args.overlay).suffix.lower() != ".png":
+        raise SystemExit(f"--overlay: expected a .png file name, got {Path(args.overlay).name!r}")
+    try:
+        image = photo.load_image(args.photo)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    name = Path(args.photo).name
+    net, model, config = _load_for_photos(args.checkpoint)
+    if args.box is not None:
+        boxes, convention = [tuple(args.box)], photo.LANDMARK_BOX
+    else:
+        boxes, convention = photo.detect_faces(image), photo.CASCADE_BOX
+        if not boxes:
+            raise SystemExit(f"no face found in {name}; pass --box X Y W H (pixels)")
+    if args.face is not None and not 0 <= args.face < len(boxes):
+        raise SystemExit(f"--face: expected 0 .. {len(boxes) - 1} ({len(boxes)} faces found in "
+                         f"{name}), got {args.face}")
+    chosen = list(range(len(boxes))) if args.all else [args.face or 0]
+    if len(boxes) > 1:
+        listing = "; ".join(f"{i}: box ({x:.0f}, {y:.0f}, {w:.0f}, {h:.0f})"
+                            for i, (x, y, w, h) in enumerate(boxes))
+        print(f"found {len(boxes)} faces in {name}, largest first: {listing}")
+        if not args.all:
+            print(f"  reconstructing face {chosen[0]}; pass --face N for another, --all for all")
+    faces = photo.reconstruct_faces(image, net, model, config, [boxes[i] for i in chosen],
+                                    convention, name=name)
+    for i, face in zip(chosen, faces, strict=True):
+        path = out.with_name(f"{out.stem}_{i}{out.suffix}") if args.all else out
+        photo.export_mesh(path, face, model)
+        yaw, pitch, roll = (math.degrees(float(a)) for a in face.pose[:3])
+        print(f"wrote {path}: face {i}, {model.num_vertices} vertices posed in photo pixels "
+              f"(x right, y up = -row, z toward you); yaw {yaw:+.0f}°, pitch {pitch:+.0f}°, "
+              f"roll {roll:+.0f}°")
+    if args.overlay:
+        fig = photo.overlay_figure(image, faces, model, title=name)
+        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.overlay, dpi=120)
+        print(f"wrote {args.overlay}")
+
+
+def _landmarks_nme(args: argparse.Namespace) -> None:
+    from .photo import format_nme_table, real_landmark_nme
+
+    net, model, config = _load_for_photos(args.checkpoint)
+    try:
+        result = real_landmark_nme(args.annotations, net, model, config, use_box=args.box,
+                                   oracle=not args.no_oracle)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    print(f"checkpoint {args.checkpoint or 'data/e2far_lite.pt'}; crops from the "
+          f"{'annotated boxes' if args.box == 'annotated' else 'landmarks boxes'}")
+    print(format_nme_table(result))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="e2far_lite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,9 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/benchmark", help="folder for results.md/.json")
     p.add_argument("--speed", action="store_true", help="speed figures instead")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=None,
+                   help="--speed: rendering batch (default 64 on a GPU, 16 on a CPU)")
+    p.add_argument("--size", type=int, default=128, help="--speed: rendering size in px")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="--speed: timed repeats per figure (default 10 on a GPU, 3 on a CPU)")
+    p.add_argument("--json", default=None, help="--speed: also write the figures to this file")
     p.set_defaults(func=_benchmark)
 
     p = sub.add_parser("train", help="train the network from a preset")
@@ -165,6 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None,
                    help="where rendered splits are cached (default: data/cache)")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("reconstruct", help="reconstruct the face in a photo, export .obj/.ply")
+    p.add_argument("photo", help="a photo (JPEG, PNG, ...)")
+    p.add_argument("-o", "--out", default="face.obj", help="output mesh, .obj or .ply")
+    p.add_argument("--checkpoint", default=None, help="default: data/e2far_lite.pt")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true",
+                       help="every face found: OUT_0.obj, OUT_1.obj, ... (largest first)")
+    which.add_argument("--face", type=int, default=None,
+                       help="the N-th largest face found (default 0, the largest)")
+    which.add_argument("--box", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
+                       help="the face box in pixels, tight around the face, instead of detecting")
+    p.add_argument("--overlay", default=None, help="also draw mesh + landmarks on the photo (PNG)")
+    p.set_defaults(func=_reconstruct)
+
+    p = sub.add_parser("landmarks-nme",
+                       help="landmark NME on annotated real photos (dlib XML, iBUG .pts)")
+    p.add_argument("annotations", help="a dlib XML file, a .pts file, or a folder of them")
+    p.add_argument("--checkpoint", default=None, help="default: data/e2far_lite.pt")
+    p.add_argument("--box", choices=("annotated", "landmarks"), default="annotated",
+                   help="crop from the annotated box (default) or the landmarks' own box")
+    p.add_argument("--no-oracle", action="store_true",
+                   help="skip the oracle row (the model fitted to the answers)")
+    p.set_defaults(func=_landmarks_nme)
     return parser
 
 

@@ -74,6 +74,7 @@ class TrainConfig:
     # speed
     amp: bool = False  # mixed precision on CUDA: bf16 where supported, else fp16 + GradScaler
     channels_last: bool = False  # NHWC memory layout for convolutions (faster on tensor cores)
+    compile: bool = False  # torch.compile the training forward (compiles during the first steps)
 
     def __post_init__(self) -> None:
         for name in ("image_size", "steps", "batch_size", "val_size", "log_every", "val_every",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import warnings
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from torch.utils.data import Dataset
 from . import augment
 from .backgrounds import random_background
 from .camera import perspective_project, to_camera
-from .checks import check_positive_int
+from .checks import check_image_size, check_positive_int
 from .expressions import sample_blendshape_weights
 from .morphable_model import MorphableModel
 from .renderer import Renderer, project_landmarks
@@ -41,7 +42,7 @@ GENERATOR_VERSION = 1
 class DataConfig:
     """How synthetic faces are drawn. Angles in degrees, distances in mm, sizes in pixels."""
 
-    image_size: int = 128  # network input (square crop)
+    image_size: int = 128  # network input (square crop), at most checks.MAX_IMAGE_SIZE
     yaw_max: float = 75.0  # head turn, uniform in ±yaw_max
     pitch_max: float = 30.0
     roll_max: float = 20.0
@@ -56,7 +57,24 @@ class DataConfig:
     backgrounds: bool = True  # False: black background
 
     def __post_init__(self) -> None:
-        check_positive_int(self.image_size, "image_size")
+        check_image_size(self.image_size, "image_size")
+        for name in ("yaw_max", "pitch_max", "roll_max", "id_scale", "exp_scale", "box_shift",
+                     "augment"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        if not (isinstance(self.neutral_share, (int, float)) and 0 <= self.neutral_share <= 1):
+            raise ValueError(f"neutral_share: expected a fraction in [0, 1], "
+                             f"got {self.neutral_share!r}")
+        if not (isinstance(self.focal, (int, float)) and 0 < self.focal < math.inf):
+            raise ValueError(f"focal: expected a finite focal length > 0 px, got {self.focal!r}")
+        for name in ("distance", "box_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (tuple, list)) and len(value) == 2
+                    and all(isinstance(v, (int, float)) for v in value)
+                    and 0 < value[0] <= value[1] < math.inf):
+                raise ValueError(f"{name}: expected a range (low, high) with 0 < low <= high, "
+                                 f"got {value!r}")
 
 
 def item_generator(seed: int, index: int) -> torch.Generator:
@@ -121,9 +139,16 @@ class SyntheticFaces(Dataset):
         config: DataConfig | None = None,
         device: torch.device | str | None = None,
     ) -> None:
+        if not isinstance(model, MorphableModel):
+            raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
         self.model = model
         self.num_samples = check_positive_int(num_samples, "num_samples")
-        self.seed = int(seed)
+        try:
+            self.seed = operator.index(seed)
+        except TypeError:
+            raise TypeError(f"seed: expected an integer, got {seed!r}") from None
+        if config is not None and not isinstance(config, DataConfig):
+            raise TypeError(f"config: expected a DataConfig, got {type(config).__name__}")
         self.config = config or DataConfig()
         self.device = torch.device(device) if device is not None else model.mean.device
         self.renderer = Renderer(self.config.image_size)
@@ -136,8 +161,16 @@ class SyntheticFaces(Dataset):
         return {k: v[0] for k, v in batch.items()}
 
     def batch(self, indices: Sequence[int] | Tensor) -> dict[str, Tensor]:
-        """Render items ``indices`` together: a dict of batched tensors on ``self.device``."""
-        indices = [int(i) for i in indices]
+        """Render items ``indices`` together: a dict of batched tensors on ``self.device``.
+
+        An empty ``indices`` is refused (``ValueError``): there is nothing to render.
+        """
+        try:
+            indices = [operator.index(i) for i in indices]
+        except TypeError:
+            raise TypeError(f"indices: expected integers, got {indices!r}") from None
+        if not indices:
+            raise ValueError("indices: expected at least one item index, got none")
         for i in indices:
             if not 0 <= i < self.num_samples:
                 raise IndexError(f"index: expected 0 <= index < {self.num_samples}, got {i}")

@@ -136,3 +136,15 @@ def _best_expression_probe_layer() -> str:
 register("07_best_expression_layer", _best_expression_probe_layer,
          "run linear_probes(net, faces, model) and take the layer whose "
          "'expression' R² is largest")
+
+
+def _astronaut_boxes_at_24px() -> int:
+    import skimage.data
+
+    from .photo import detect_faces
+
+    return len(detect_faces(skimage.data.astronaut(), min_size=24))
+
+
+register("08_astronaut_boxes", _astronaut_boxes_at_24px,
+         "call detect_faces(skimage.data.astronaut(), min_size=24) and count the boxes")

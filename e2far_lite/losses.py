@@ -95,7 +95,8 @@ class MultiTaskLoss(nn.Module):
         ``landmarks``: squared 2D distance between the predicted shape's landmarks, projected
             with the predicted pose (``camera.weak_perspective_project``), and the target
             landmarks, in percent of the image size (so 1.0 = an error of 1% of the crop side),
-            averaged over landmarks both defined by the model and visible in the target.
+            averaged per face over the landmarks both defined by the model and visible in the
+            target, then over faces.
         ``pose``: mean over the six pose entries of the squared error in degrees (angles), %
             of the image size (tx, ty) and % of scale (100 Δ log scale).
         ``total``: multi-task ``neutral + λ expression``; single task ``shape``; plus
@@ -128,9 +129,9 @@ class MultiTaskLoss(nn.Module):
         config = config or LossConfig()
         for name in ("lambda_exp", "landmark_weight", "pose_weight"):
             value = getattr(config, name)
-            if not value >= 0:
-                raise ValueError(f"config.{name}: expected a weight >= 0, got {value}")
-        if config.image_size <= 0:
+            if not 0 <= value < math.inf:
+                raise ValueError(f"config.{name}: expected a weight >= 0 (finite), got {value}")
+        if not 0 < config.image_size < math.inf:
             raise ValueError(f"config.image_size: expected > 0 px, got {config.image_size}")
         self.config = config
         self.num_vertices = model.num_vertices
@@ -193,6 +194,8 @@ class MultiTaskLoss(nn.Module):
                         raise ValueError(f"{name}: expected dtype torch.bool, got {value.dtype}")
                 else:
                     check_floating(value, name)
+        if batch == 0:  # a mean over no faces is NaN, which training would report as divergence
+            raise ValueError("pred['a_id']: expected a batch of at least one face, got B = 0")
 
     def landmark_loss(self, pred: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
         """Landmark reprojection term, (% of the image size)², see the class docstring."""
@@ -203,7 +206,9 @@ class MultiTaskLoss(nn.Module):
         goal = torch.where(visible[..., None], target["landmarks"][:, self.landmark_index], 0.0)
         error = ((projected - goal) * (100.0 / self.config.image_size)).pow(2).sum(-1)
         error = torch.where(visible, error, 0.0)
-        return error.sum() / visible.sum().clamp(min=1)
+        # mean per face, then over faces: each face weighs the same, and the batch mean splits
+        # exactly across data-parallel processes (a global visible count would not)
+        return (error.sum(1) / visible.sum(1).clamp(min=1)).mean()
 
     def pose_loss(self, pred: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
         """Direct pose term: degrees² / (% of image)² / (% of scale)², see the class docstring."""

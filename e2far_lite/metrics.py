@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .checks import check_floating, check_shape, check_tensor
+from .checks import check_finite, check_floating, check_shape, check_tensor
 from .regions import REGION_NAMES, vertex_regions
 
 
@@ -72,6 +72,8 @@ def rigid_align(source: Tensor, target: Tensor, scale: bool = False) -> Tensor:
         True
     """
     _check_pair(source, target, "source", "target", 3)
+    check_finite(source, "source")  # an SVD of NaN fails deep inside LAPACK
+    check_finite(target, "target")
     return _rigid_align(source, target, scale)
 
 
@@ -88,6 +90,8 @@ def per_vertex_error(pred: Tensor, target: Tensor, align: bool = True) -> Tensor
     """
     _check_pair(pred, target, "pred", "target", 3)
     if align:
+        check_finite(pred, "pred")  # an SVD of NaN fails deep inside LAPACK
+        check_finite(target, "target")
         pred = _rigid_align(pred, target, scale=False)
     return (pred - target).norm(dim=-1)
 

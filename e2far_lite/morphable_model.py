@@ -8,21 +8,38 @@ draws a plausible face.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checks import check_coefficients, check_shape
+from .checks import check_coefficients, check_shape, check_tensor
 from .paths import data_dir
 
 NUM_LANDMARKS = 68
 REQUIRED_KEYS = ("mean", "id_basis", "id_std", "exp_basis", "exp_std", "triangles", "landmarks")
 DEFAULT_MODEL_FILE = "ict_face_model_lite.npz"
+#: Most bytes of arrays a model file may hold; :meth:`MorphableModel.load` refuses more before
+#: reading anything (the Basel Face Model 2009 with both bases is about 0.3 GB).
+MAX_MODEL_BYTES = 2 * 1024**3
+
+
+def _tensor(value: object, name: str) -> Tensor:
+    """``torch.as_tensor`` of a real array; the error names the argument when it is not one."""
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name}: expected a tensor or array of numbers, got "
+                        f"{type(value).__name__} ({err})") from None
+    if tensor.is_complex():
+        raise ValueError(f"{name}: expected a real dtype, got {tensor.dtype}")
+    return tensor
 
 
 class MorphableModel(nn.Module):
@@ -67,29 +84,29 @@ class MorphableModel(nn.Module):
         blendshape_names: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
-        mean = torch.as_tensor(mean)
+        mean = _tensor(mean, "mean")
         check_shape(mean, "mean", (None, 3))
         num_v = mean.shape[0]
         if num_v < 3:
             raise ValueError(f"mean: expected at least 3 vertices, got {num_v}")
-        id_basis, exp_basis = torch.as_tensor(id_basis), torch.as_tensor(exp_basis)
+        id_basis, exp_basis = _tensor(id_basis, "id_basis"), _tensor(exp_basis, "exp_basis")
         check_shape(id_basis, "id_basis", (None, num_v, 3))
         check_shape(exp_basis, "exp_basis", (None, num_v, 3))
-        id_std, exp_std = torch.as_tensor(id_std), torch.as_tensor(exp_std)
+        id_std, exp_std = _tensor(id_std, "id_std"), _tensor(exp_std, "exp_std")
         check_shape(id_std, "id_std", (id_basis.shape[0],))
         check_shape(exp_std, "exp_std", (exp_basis.shape[0],))
-        triangles = torch.as_tensor(triangles)
+        triangles = _tensor(triangles, "triangles")
         check_shape(triangles, "triangles", (None, 3))
-        if triangles.is_floating_point():
+        if triangles.is_floating_point() or triangles.dtype == torch.bool:
             raise ValueError(f"triangles: expected an integer dtype, got {triangles.dtype}")
         if triangles.numel() and (int(triangles.min()) < 0 or int(triangles.max()) >= num_v):
             raise ValueError(
                 f"triangles: expected indices in [0, {num_v - 1}], "
                 f"got range [{int(triangles.min())}, {int(triangles.max())}]"
             )
-        landmarks = torch.as_tensor(landmarks)
+        landmarks = _tensor(landmarks, "landmarks")
         check_shape(landmarks, "landmarks", (NUM_LANDMARKS,))
-        if landmarks.is_floating_point():
+        if landmarks.is_floating_point() or landmarks.dtype == torch.bool:
             raise ValueError(f"landmarks: expected an integer dtype, got {landmarks.dtype}")
         if int(landmarks.min()) < -1 or int(landmarks.max()) >= num_v:
             raise ValueError(
@@ -99,7 +116,7 @@ class MorphableModel(nn.Module):
         if blendshapes is None:
             blendshapes = torch.zeros(0, num_v, 3)
             blendshape_names = ()
-        blendshapes = torch.as_tensor(blendshapes)
+        blendshapes = _tensor(blendshapes, "blendshapes")
         check_shape(blendshapes, "blendshapes", (None, num_v, 3))
         names = tuple(str(n) for n in (blendshape_names or ()))
         if len(names) != blendshapes.shape[0]:
@@ -109,8 +126,14 @@ class MorphableModel(nn.Module):
         for name, value in (("mean", mean), ("id_basis", id_basis), ("id_std", id_std),
                             ("exp_basis", exp_basis), ("exp_std", exp_std),
                             ("blendshapes", blendshapes)):
+            if value.dtype == torch.bool:
+                raise ValueError(f"{name}: expected numbers in mm, got dtype torch.bool")
             if not bool(torch.isfinite(value).all()):
                 raise ValueError(f"{name}: expected finite values, got NaN/inf")
+        for name, value in (("id_std", id_std), ("exp_std", exp_std)):
+            if value.numel() and float(value.min()) < 0:
+                raise ValueError(f"{name}: expected standard deviations >= 0 mm, "
+                                 f"got minimum {float(value.min())}")
         f32 = torch.float32
         self.register_buffer("mean", mean.to(f32).contiguous())
         self.register_buffer("id_basis", id_basis.to(f32).contiguous())
@@ -150,31 +173,50 @@ class MorphableModel(nn.Module):
                 f"landmarks={int(self.landmark_mask.sum())}/68")
 
     # ----------------------------------------------------------------- shape
+    def _coefficients(self, x: Tensor, name: str, size: int) -> Tensor:
+        """``check_coefficients``, plus: on the model's device, no wider dtype than its own."""
+        check_tensor(x, name)
+        if x.device != self.mean.device:
+            raise ValueError(f"{name}: expected a tensor on {self.mean.device} like the model, "
+                             f"got {x.device}")
+        check_coefficients(x, name, size)
+        if torch.promote_types(x.dtype, self.mean.dtype) != self.mean.dtype:
+            raise ValueError(f"{name}: expected dtype {self.mean.dtype} like the model (or "
+                             f"convert the model, e.g. model.double()), got {x.dtype}")
+        return x
+
     def neutral(self, a_id: Tensor) -> Tensor:
         """Identity (neutral) shape: (B, K) coefficients -> (B, V, 3) vertices in mm."""
-        check_coefficients(a_id, "a_id", self.num_id)
+        self._coefficients(a_id, "a_id", self.num_id)
         offset = torch.einsum("bk,kvc->bvc", a_id * self.id_std, self.id_basis)
         return self.mean + offset
 
     def expression_offset(self, a_exp: Tensor) -> Tensor:
         """Expression displacement: (B, E) coefficients -> (B, V, 3) offsets in mm."""
-        check_coefficients(a_exp, "a_exp", self.num_exp)
+        self._coefficients(a_exp, "a_exp", self.num_exp)
         return torch.einsum("be,evc->bvc", a_exp * self.exp_std, self.exp_basis)
 
     def forward(self, a_id: Tensor, a_exp: Tensor) -> Tensor:
         """Full shape ``neutral(a_id) + expression_offset(a_exp)``: (B, V, 3) in mm."""
-        if a_id.shape[:1] != a_exp.shape[:1]:
+        self._coefficients(a_id, "a_id", self.num_id)
+        self._coefficients(a_exp, "a_exp", self.num_exp)
+        if a_id.shape[0] != a_exp.shape[0]:
             raise ValueError(f"a_exp: expected batch size {a_id.shape[0]} like a_id, "
                              f"got {a_exp.shape[0]}")
-        return self.neutral(a_id) + self.expression_offset(a_exp)
+        # the same sums as neutral() + expression_offset(), checked once
+        return (self.mean + torch.einsum("bk,kvc->bvc", a_id * self.id_std, self.id_basis)
+                + torch.einsum("be,evc->bvc", a_exp * self.exp_std, self.exp_basis))
 
     def landmark_points(self, a_id: Tensor, a_exp: Tensor) -> Tensor:
         """The 68 landmarks only, without building all V vertices: (B, 68, 3) in mm.
 
         Undefined landmarks (index -1) come back as NaN.
         """
-        check_coefficients(a_id, "a_id", self.num_id)
-        check_coefficients(a_exp, "a_exp", self.num_exp)
+        self._coefficients(a_id, "a_id", self.num_id)
+        self._coefficients(a_exp, "a_exp", self.num_exp)
+        if a_id.shape[0] != a_exp.shape[0]:
+            raise ValueError(f"a_exp: expected batch size {a_id.shape[0]} like a_id, "
+                             f"got {a_exp.shape[0]}")
         idx = self.landmarks.clamp(min=0)
         pts = (self.mean[idx]
                + torch.einsum("bk,kvc->bvc", a_id * self.id_std, self.id_basis[:, idx])
@@ -196,7 +238,7 @@ class MorphableModel(nn.Module):
         """
         if self.num_blendshapes == 0:
             raise ValueError("weights: this model has no named blend shapes")
-        check_coefficients(weights, "weights", self.num_blendshapes)
+        self._coefficients(weights, "weights", self.num_blendshapes)
         offsets = torch.einsum("bn,nvc->bvc", weights, self.blendshapes)
         return self.offset_to_exp(offsets)
 
@@ -262,7 +304,9 @@ class MorphableModel(nn.Module):
     def load(cls, path: str | os.PathLike) -> MorphableModel:
         """Read a model saved by :meth:`save` (or any npz with the documented keys).
 
-        No pickle: object arrays are refused.
+        No pickle: object arrays are refused. Every array header is read first, so a file whose
+        headers claim more data than it holds, or more than :data:`MAX_MODEL_BYTES` in all, is
+        refused before anything is allocated.
         """
         path = Path(path)
         if not path.is_file():
@@ -270,22 +314,33 @@ class MorphableModel(nn.Module):
                 f"path: expected an existing .npz model file, got {str(path)!r}")
         with open(path, "rb") as handle:
             magic = handle.read(4)
+        unreadable = f"path: expected a .npz (zip) model file, got an unreadable file {path.name!r}"
         if magic != b"PK\x03\x04":
-            raise ValueError(f"path: expected a .npz (zip) model file, got an unreadable file "
-                             f"{path.name!r} starting with {magic!r}")
+            raise ValueError(f"{unreadable} starting with {magic!r}")
+        broken = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+                  RuntimeError)  # RuntimeError: an encrypted member
+        try:
+            headers = _npz_headers(path)
+        except (*broken, ValueError) as err:
+            raise ValueError(f"{unreadable} ({err})") from err
+        _check_npz_headers(headers, path.name)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise ValueError(f"path: expected a .npz (zip) model file, got an unreadable file "
-                             f"{path.name!r} ({err})") from err
-        except ValueError as err:  # object arrays need pickle: refused
+        except broken as err:
+            raise ValueError(f"{unreadable} ({err})") from err
+        except ValueError as err:  # e.g. an array shorter than its header says
             raise ValueError(f"path: expected plain numeric arrays in {path.name!r}, "
                              f"got {err}") from err
         missing = [k for k in REQUIRED_KEYS if k not in arrays]
         if missing:
             raise ValueError(f"path: expected keys {list(REQUIRED_KEYS)} in {path.name!r}, "
                              f"missing {missing}")
+        for key in (*REQUIRED_KEYS, "blendshapes"):
+            kinds = "iu" if key in ("triangles", "landmarks") else "iuf"
+            if key in arrays and arrays[key].dtype.kind not in kinds:
+                raise ValueError(f"{key}: expected {'integer' if kinds == 'iu' else 'numeric'} "
+                                 f"values in {path.name!r}, got dtype {arrays[key].dtype}")
         names = arrays.get("blendshape_names")
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v).astype(
             np.int64 if k in ("triangles", "landmarks") else np.float32))
@@ -347,6 +402,49 @@ class MorphableModel(nn.Module):
         from .loaders import load_ict_facekit
 
         return load_ict_facekit(folder, region=region, **options)
+
+
+def _npz_headers(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype, int]]:
+    """(member name, shape, dtype, bytes held) of every member, from the .npy headers only."""
+    out = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                out.append((info.filename, (), np.dtype("V0"), info.file_size))
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version in ((2, 0), (3, 0)):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"unknown .npy format version {version}")
+            out.append((info.filename, tuple(shape), dtype, info.file_size))
+    return out
+
+
+def _check_npz_headers(headers: list[tuple[str, tuple[int, ...], np.dtype, int]],
+                       name: str) -> None:
+    """Refuse non-array members, object arrays, and shapes bigger than the bytes behind them."""
+    total = 0
+    for member, shape, dtype, held in headers:
+        if not member.endswith(".npy"):
+            raise ValueError(f"path: expected only .npy arrays in {name!r}, got member "
+                             f"{member!r}")
+        key = member[:-len(".npy")]
+        if dtype.hasobject:
+            raise ValueError(f"path: expected plain numeric arrays in {name!r}, got object "
+                             f"array {key!r} (it needs pickle, which is refused)")
+        # a real array needs at least its bytes, and a byte per element (zero-size dtypes too)
+        claimed = math.prod(shape) * max(dtype.itemsize, 1)
+        if claimed > held:
+            raise ValueError(f"path: expected array {key!r} in {name!r} to hold its shape "
+                             f"{shape} ({claimed} bytes), got {held} bytes: a corrupt file")
+        total += held
+        if total > MAX_MODEL_BYTES:
+            raise ValueError(f"path: expected at most {MAX_MODEL_BYTES} bytes of arrays in "
+                             f"{name!r}, got more (at {key!r})")
 
 
 def vertex_normals(vertices: Tensor, triangles: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .backbone import STRIDE, BackboneConfig, build_backbone
-from .checks import check_floating, check_positive_int, check_tensor
+from .checks import MAX_IMAGE_SIZE, check_floating, check_positive_int, check_tensor
 from .fusion import FusionCNN, FusionConfig
 
 
@@ -70,9 +70,9 @@ class E2FARNet(nn.Module):
         check_positive_int(num_id, "num_id")
         check_positive_int(num_exp, "num_exp")
         size = config.image_size
-        if not isinstance(size, int) or size < STRIDE or size % STRIDE:
-            raise ValueError(f"config.image_size: expected a multiple of {STRIDE} (>= {STRIDE}), "
-                             f"got {size!r}")
+        if not isinstance(size, int) or not STRIDE <= size <= MAX_IMAGE_SIZE or size % STRIDE:
+            raise ValueError(f"config.image_size: expected a multiple of {STRIDE} in "
+                             f"[{STRIDE}, {MAX_IMAGE_SIZE}], got {size!r}")
         if config.typical_scale <= 0:
             raise ValueError(f"config.typical_scale: expected > 0 px/mm, "
                              f"got {config.typical_scale}")
@@ -119,7 +119,10 @@ class E2FARNet(nn.Module):
         """Predict the face in each image.
 
         Args:
-            images: (B, 3, S, S) RGB in [0, 1], S = ``config.image_size``.
+            images: (B, 3, S, S) RGB in [0, 1], S = ``config.image_size``, floating point.
+                An empty batch (B = 0) gives empty outputs. Values are not checked for NaN/inf
+                (that would cost a device sync per step): they come out as non-finite
+                predictions, which ``train`` reports as a non-finite loss.
             return_features: also return the backbone taps under ``"features"``.
 
         Returns:

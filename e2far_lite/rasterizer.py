@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .checks import check_positive_int, check_shape
+from .checks import check_floating, check_image_size, check_shape
 
 
 @dataclass
@@ -57,15 +57,27 @@ def rasterize(
         screen: (B, V, 3): pixel x, pixel y, and camera-frame depth z (mm, > 0 in front).
         triangles: (F, 3) vertex indices, counter-clockwise when seen from the front in the
             model frame (so clockwise on screen, where y points down).
-        image_size: (H, W) in pixels.
+        image_size: (H, W) in pixels, each at most ``checks.MAX_IMAGE_SIZE`` (4096).
         cull_backfaces: skip triangles facing away from the camera.
         near: triangles with a vertex closer than this (mm) are dropped.
 
     Returns:
-        :class:`Fragments` with (B, H, W) maps.
+        :class:`Fragments` with (B, H, W) maps. Triangles with a non-finite vertex are dropped
+        like those behind the near plane.
     """
     check_shape(screen, "screen", (None, None, 3))
-    height, width = (check_positive_int(int(s), "image_size") for s in image_size)
+    check_floating(screen, "screen")
+    check_shape(triangles, "triangles", (None, 3))
+    if triangles.is_floating_point() or triangles.dtype == torch.bool:
+        raise ValueError(f"triangles: expected an integer dtype, got {triangles.dtype}")
+    num_v = screen.shape[1]
+    if triangles.numel() and (int(triangles.min()) < 0 or int(triangles.max()) >= num_v):
+        raise ValueError(f"triangles: expected indices in [0, {num_v - 1}] (screen has {num_v} "
+                         f"vertices), got range [{int(triangles.min())}, {int(triangles.max())}]")
+    if isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__") \
+            or len(image_size) != 2:
+        raise ValueError(f"image_size: expected (H, W), got {image_size!r}")
+    height, width = (check_image_size(s, "image_size") for s in image_size)
     batch, device = screen.shape[0], screen.device
     num_faces = triangles.shape[0]
 

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .camera import perspective_project
-from .checks import check_floating, check_positive_int, check_shape
+from .checks import check_finite, check_floating, check_image_size, check_shape
 from .morphable_model import vertex_normals
 from .rasterizer import Fragments, interpolate, rasterize
 from .shading import Lights, shade
@@ -38,7 +38,8 @@ class Renderer:
     """Render meshes seen by a pinhole camera.
 
     Args:
-        image_size: output size in pixels (square images, H = W).
+        image_size: output size in pixels (square images, H = W), at most
+            ``checks.MAX_IMAGE_SIZE`` (4096).
 
     Examples:
         >>> import torch
@@ -52,7 +53,7 @@ class Renderer:
     """
 
     def __init__(self, image_size: int) -> None:
-        self.image_size = check_positive_int(image_size, "image_size")
+        self.image_size = check_image_size(image_size, "image_size")
 
     def render(
         self,
@@ -82,6 +83,9 @@ class Renderer:
         check_shape(albedo, "albedo", (batch, num_v, 3))
         check_shape(focal, "focal", (batch,))
         check_shape(centre, "centre", (batch, 2))
+        for name, value in (("points", points), ("focal", focal), ("centre", centre),
+                            ("albedo", albedo)):
+            check_finite(check_floating(value, name), name)
         size = self.image_size
         screen = torch.cat([perspective_project(points, focal, centre), points[..., 2:]], -1)
         frags = rasterize(screen, triangles, (size, size))

@@ -9,7 +9,8 @@ Every training face is new (item ``i`` is a pure function of ``(train_seed, i)``
 ``train_pool = N``: then the first N faces are rendered once, cached on disk, and cycled through
 (on a CPU rendering costs more than the network, so a pool buys several times more steps).
 Validation uses a fixed split drawn with another seed (``val_seed``), rendered once and cached.
-The run writes into ``out_dir``::
+Under ``torchrun --nproc_per_node N`` the batch is split over N processes with DDP, and rank 0
+validates and writes (:mod:`~e2far_lite.distributed`). The run writes into ``out_dir``::
 
     last.pt, best.pt        checkpoints (best by validation RMSE of the full shape)
     history.csv, .json      the log: averaged loss terms, learning rate, validation errors
@@ -37,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import distributed
 from .camera import weak_perspective_project
 from .checkpoint import build_net, check_model, read_checkpoint, save_checkpoint, set_rng_state
 from .configs import RESUMABLE_CHANGES, TrainConfig, config_differences, get_config
@@ -265,16 +267,20 @@ def _resume_payload(resume: str | os.PathLike | None, last: Path,
 
 
 def _batches(faces: SyntheticFaces, config: TrainConfig, cache_dir: str | os.PathLike,
-             device: torch.device, progress: bool) -> Callable[[int], dict[str, Tensor]]:
-    """``next_batch(step)``: rendered on the fly, or read from the cached pool."""
+             device: torch.device, progress: bool,
+             proc: distributed.Process) -> Callable[[int], dict[str, Tensor]]:
+    """``next_batch(step)``: rendered on the fly, or read from the cached pool. With several
+    processes, this one's share: items ``step * B + first .. + local - 1`` (distributed.py)."""
     size = config.batch_size
+    first, local = distributed.local_batch(size, proc)  # (0, B) for one process
     if not config.train_pool:
-        return lambda step: faces.batch(range(step * size, (step + 1) * size))
-    pool = cached_split(faces, cache_dir, progress=progress)
+        return lambda step: faces.batch(range(step * size + first, step * size + first + local))
+    with distributed.main_first(proc):  # rank 0 renders and caches the pool, the others read it
+        pool = cached_split(faces, cache_dir, progress=progress)
     pool["image"] = (pool["image"] * 255).round().to(torch.uint8)  # a quarter of the memory
 
     def next_batch(step: int) -> dict[str, Tensor]:
-        index = torch.arange(step * size, (step + 1) * size) % config.train_pool
+        index = torch.arange(step * size + first, step * size + first + local) % config.train_pool
         batch = {k: v[index].to(device, non_blocking=True) for k, v in pool.items()}
         batch["image"] = batch["image"].float() / 255
         return batch
@@ -335,6 +341,10 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
                         f"got {type(cfg).__name__}")
     cfg.check_consistent()
     device = torch.device(device) if device is not None else default_device()
+    # several processes under torchrun (distributed.py); without torchrun nothing changes
+    proc, device = distributed.init(device)
+    distributed.local_batch(cfg.batch_size, proc)  # a batch W does not divide: refused now
+    progress = progress and proc.is_main
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"last": out / "last.pt", "best": out / "best.pt", "csv": out / "history.csv",
@@ -352,6 +362,12 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
     net = net.to(device).train()
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    # W > 1: BN synchronised over processes, DDP for the training forward; else train_net = net
+    net, train_net = distributed.wrap(
+        net, proc, device,
+        find_unused_parameters=cfg.loss.landmark_weight == 0 and cfg.loss.pose_weight == 0)
+    if cfg.compile:  # only the training forward: net, validated and saved, keeps its keys
+        train_net = torch.compile(train_net)
     loss_fn = MultiTaskLoss(model, cfg.loss).to(device)
     optimizer = make_optimizer(net, cfg)
     autocast = amp_dtype(cfg, device)
@@ -366,14 +382,17 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         step, history, extra = payload["step"], list(payload["history"]), dict(payload["extra"])
         _echo(progress, f"resumed from step {step}")
 
-    split = load_split(model, cfg, cache_dir or data_dir() / "cache", device=device)
-    baseline = mean_shape_baseline(model, split)
-    extra["baseline"] = baseline
-    _echo(progress, f"validation: {cfg.val_size} faces (seed {cfg.val_seed}); mean-shape "
-                    f"baseline " + format_figures(baseline).replace("vertex ", ""))
+    split, baseline = None, {}
+    if proc.is_main:  # rank 0 alone validates
+        split = load_split(model, cfg, cache_dir or data_dir() / "cache", device=device)
+        baseline = mean_shape_baseline(model, split)
+        extra["baseline"] = baseline
+        _echo(progress, f"validation: {cfg.val_size} faces (seed {cfg.val_seed}); mean-shape "
+                        f"baseline " + format_figures(baseline).replace("vertex ", ""))
     faces = SyntheticFaces(model, cfg.train_pool or cfg.steps * cfg.batch_size,
                            seed=cfg.train_seed, config=cfg.data, device=device)
-    next_batch = _batches(faces, cfg, cache_dir or data_dir() / "cache", device, progress)
+    next_batch = _batches(faces, cfg, cache_dir or data_dir() / "cache", device, progress,
+                          proc)
 
     def run_validation(done: int, row: dict[str, float]) -> None:
         figures = validate(net, model, split, autocast=autocast, channels_last=cfg.channels_last)
@@ -388,7 +407,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         write_history(history, out, {"config": cfg.to_dict(), "baseline": baseline})
         plot_history(history, baseline, paths["curves"])
 
-    if step == 0:
+    if step == 0 and proc.is_main:
         row: dict[str, float] = {"step": 0}
         run_validation(0, row)
         history.append(row)
@@ -411,7 +430,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=autocast or torch.float32,
                             enabled=autocast is not None):
-            out_net = net(images)
+            out_net = train_net(images)
         # the loss in float32: squared mm over thousands of vertices can overflow fp16
         terms = loss_fn({k: out_net[k].float() for k in ("a_id", "a_exp", "pose")}, batch)
         optimizer.zero_grad(set_to_none=True)
@@ -429,6 +448,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps
         if not (done % cfg.log_every == 0 or is_val or is_ckpt):
             continue
+        distributed.reduce_log(running, first_bad, proc)  # over processes; none for one
         # one host sync per logged step
         bad = int(first_bad)
         if bad >= 0:
@@ -446,6 +466,8 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
                                                            strict=True)})
         running.zero_()
         tick, since = now, 0
+        if not proc.is_main:  # rank 0 logs and saves; the others wait in the next collective
+            continue
         bar.set_postfix({k: f"{row[f'loss_{k}']:.3g}" for k in TERMS[:3]} | {"lr": f"{lr:.2e}"})
         if is_val:
             run_validation(done, row)
@@ -458,8 +480,10 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         if callback is not None:
             callback(done, row)
     bar.close()
-    if not paths["csv"].is_file():
+    if proc.is_main and not paths["csv"].is_file():
         save_logs()
+    history, baseline = distributed.broadcast((history, baseline), proc)  # rank 0's, everywhere
+    distributed.close(proc)
     net.eval()
     val_rows = [r for r in history if "val_total_mm" in r]
     final = {k[len("val_"):]: v for k, v in val_rows[-1].items() if k.startswith("val_")}

@@ -1,0 +1,193 @@
+"""Drive a real JupyterLab in headless Chromium (Playwright) for tests/test_browser.py.
+
+Nothing leaves the machine: JupyterLab listens on 127.0.0.1 with a random token, the browser is
+Debian's ``chromium`` (Playwright's own browser download is not used) and every request to a
+host other than the server is aborted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+#: The notebook in view (other panels are hidden, not removed).
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+#: Chromium flags: headless, no sandbox (containers, root), no GPU, nothing fetched on its own.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (``E2FAR_CHROMIUM`` overrides), or None when it is not installed."""
+    for candidate in (os.environ.get("E2FAR_CHROMIUM"), shutil.which("chromium"),
+                      shutil.which("chromium-browser"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def jupyter_lab(root: Path, env: dict[str, str], log: Path, timeout: float = 120.0):
+    """A JupyterLab server serving ``root``; yields ``(base_url, token)``."""
+    port, token = free_port(), secrets.token_hex(16)
+    state = root.parent / "jupyter-state"  # settings, workspaces, runtime: never the user's
+    # no "get notified about Jupyter news?" toast over the widgets (and no news fetched)
+    news = state / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True, exist_ok=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    env = {**env, "JUPYTER_CONFIG_DIR": str(state / "config"),
+           "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(state / "runtime")}
+    args = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+            f"--port={port}", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={root}", "--ServerApp.terminals_enabled=False",
+            "--LabApp.extension_manager=readonly", "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")  # CI runs as root
+    base = f"http://127.0.0.1:{port}"
+    with open(log, "w") as handle:
+        server = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start:\n{log.read_text()}") from None
+                time.sleep(0.3)
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def launch(playwright, executable: str):
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+def open_notebook(browser, base: str, token: str, name: str):
+    """A new page showing notebook ``name`` with its kernel started; other hosts blocked."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
+               else route.abort())
+    # reset: a fresh workspace, so that notebooks opened by earlier pages do not come back
+    page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
+    page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_selector(f"{PANEL} .jp-Toolbar-kernelName:has-text('Python 3')",
+                           timeout=120_000)
+    return page
+
+
+def shutdown_kernels(base: str, token: str) -> None:
+    """Stop every kernel of the server (a closed page leaves its kernel running)."""
+    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as reply:
+        kernels = json.load(reply)
+    for kernel in kernels:
+        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}?token={token}",
+                                         method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+def run_all_cells(page, timeout_s: float) -> float:
+    """Run → Run All Cells from the menu bar; wait until every code cell has run. Seconds."""
+    start = time.perf_counter()
+    page.click(".lm-MenuBar-item:has(.lm-MenuBar-itemLabel:text-is('Run'))")
+    page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+    # every code cell gets a number ([3]:), none queued or running ([*]:); or a cell failed
+    # (Run All stops there)
+    page.wait_for_function(
+        """(panel) => {
+            const outputs = [...document.querySelectorAll(panel + ' .jp-OutputArea-output')];
+            if (outputs.some(o => o.textContent.includes('Traceback (most recent call last)')))
+                return true;
+            const prompts = [...document.querySelectorAll(
+                panel + ' .jp-CodeCell .jp-InputArea-prompt')];
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""", arg=PANEL, timeout=timeout_s * 1000, polling=500)
+    return time.perf_counter() - start
+
+
+def error_outputs(page) -> list[str]:
+    """Texts of error outputs (tracebacks) in the open notebook."""
+    return page.eval_on_selector_all(
+        f"{PANEL} .jp-OutputArea-output:has-text('Traceback (most recent call last)')",
+        "nodes => nodes.map(n => n.textContent.slice(0, 2000))")
+
+
+def slider(page, label: str):
+    """The ipywidgets slider whose description is ``label``."""
+    return page.locator(f"{PANEL} .widget-slider",
+                        has=page.locator(f".widget-label:text-is('{label}')"))
+
+
+def figures_beside(page, label: str):
+    """The plotly figures in the innermost widget box holding slider ``label``."""
+    boxes = page.locator(f"{PANEL} .widget-hbox",
+                         has=page.locator(f".widget-label:text-is('{label}')"))
+    return boxes.filter(has=page.locator(".js-plotly-plot")).last.locator(".js-plotly-plot")
+
+
+def readout(slider_locator) -> float:
+    return float(slider_locator.locator(".widget-readout").inner_text())
+
+
+def press(slider_locator, key: str, times: int) -> None:
+    """Focus the slider's handle and press ``key`` (e.g. ArrowRight) ``times`` times."""
+    handle = slider_locator.locator(".noUi-handle")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(times):
+        handle.press(key)
+        time.sleep(0.05)
+
+
+def pixel_difference(a: bytes, b: bytes, threshold: int = 24) -> float:
+    """Share of pixels whose colour moved by more than ``threshold`` (0..255) in any channel."""
+    import numpy as np
+    from PIL import Image
+
+    first = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.int16)
+    second = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.int16)
+    if first.shape != second.shape:
+        return 1.0
+    return float((np.abs(first - second).max(-1) > threshold).mean())
+
+
+def screenshot_when_changed(locator, before: bytes, path: Path, timeout_s: float = 60.0,
+                            settle_s: float = 1.0) -> bytes:
+    """Screenshots of ``locator`` until it differs from ``before`` and stops changing."""
+    deadline = time.monotonic() + timeout_s
+    last = before
+    while time.monotonic() < deadline:
+        time.sleep(settle_s)
+        shot = locator.screenshot(path=str(path))
+        if pixel_difference(shot, before) > 0 and pixel_difference(shot, last) == 0:
+            return shot  # changed, and the same as a moment ago: the redraw is done
+        last = shot
+    return last

@@ -1,0 +1,386 @@
+"""Real photographs: loading, detection, the crop convention, reconstruction, export, CLI, NME."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+from torch import nn
+
+from e2far_lite import photo
+from e2far_lite.checkpoint import save_checkpoint
+from e2far_lite.cli import main
+from e2far_lite.configs import get_config
+from e2far_lite.data import DataConfig, SyntheticFaces
+from e2far_lite.exercises import check
+from e2far_lite.network import E2FARNet
+from e2far_lite.paths import shared_dir
+
+matplotlib.use("Agg")
+DEV_XML = shared_dir() / "data" / "real_faces_dev" / "faces_with_landmarks.xml"
+ASTRONAUT_FACE = (180.0, 70.0, 90.0, 100.0)  # the face area of skimage.data.astronaut(), by eye
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return skimage.data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    """A randomly initialised smoke-size network (outputs start near the mean face)."""
+    torch.manual_seed(0)
+    config = get_config("smoke")
+    from e2far_lite import MorphableModel
+
+    model = MorphableModel.default()
+    return E2FARNet(model.num_id, model.num_exp, config.net).eval(), model, config
+
+
+class Truth(nn.Module):
+    """A stand-in network that 'predicts' given outputs, whatever the image."""
+
+    def __init__(self, outputs: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.outputs = outputs
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, images):
+        self.seen = images
+        return {k: v.clone() for k, v in self.outputs.items()}
+
+
+# ---------------------------------------------------------------------------- loading
+def test_load_image_dtypes_and_channels(astronaut):
+    rgb = photo.load_image(astronaut)
+    assert rgb.shape == (512, 512, 3) and rgb.dtype == np.float32
+    assert 0 <= rgb.min() and rgb.max() <= 1
+    gray = photo.load_image((astronaut.mean(2)).astype(np.uint8))
+    assert gray.shape == (512, 512, 3) and np.array_equal(gray[..., 0], gray[..., 2])
+    wide = photo.load_image(astronaut.astype(np.uint16) * 257)
+    np.testing.assert_allclose(wide, rgb, atol=1e-6)
+    rgba = np.dstack([astronaut, np.full((512, 512), 255, np.uint8)])
+    rgba[:10, :10, 3] = 0  # transparent corner -> white
+    out = photo.load_image(rgba)
+    assert np.allclose(out[:10, :10], 1.0) and np.allclose(out[20:, 20:], rgb[20:, 20:])
+    tensor = photo.load_image(torch.from_numpy(rgb).permute(2, 0, 1))
+    np.testing.assert_array_equal(tensor, rgb)
+    assert photo.load_image(np.ones((16, 16), bool)).shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.full((32, 32, 3), 200.0), r"floats in \[0, 1\].*divide 8-bit values by 255"),
+    (np.zeros((32, 32, 2), np.uint8), r"shape \(H, W\), \(H, W, 3\)"),
+    (np.zeros((32, 32, 3), np.int64), "dtype uint8, uint16, bool or float"),
+    (np.zeros((4, 32, 3), np.uint8), "at least 8 px"),
+    (np.full((32, 32), np.nan), "finite"),
+])
+def test_load_image_refuses_bad_arrays(array, message):
+    with pytest.raises(ValueError, match=message):
+        photo.load_image(array)
+
+
+def test_load_image_files(tmp_path, astronaut):
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(photo.load_image(tmp_path / "a.png"), photo.load_image(astronaut))
+    Image.fromarray(astronaut[..., 0].astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    g16 = photo.load_image(tmp_path / "g16.png")
+    np.testing.assert_allclose(g16[..., 1], astronaut[..., 0] / 255, atol=1e-6)
+    (tmp_path / "notes.jpg").write_text("these are my notes, not a photo")
+    with pytest.raises(ValueError, match="notes.jpg: not an image file.*text starting"):
+        photo.load_image(tmp_path / "notes.jpg")
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        photo.load_image(tmp_path / "missing.jpg")
+    Image.fromarray(astronaut).save(tmp_path / "whole.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:3000])
+    with pytest.raises(ValueError, match="cut.jpg: a broken or truncated JPG image"):
+        photo.load_image(tmp_path / "cut.jpg")
+
+
+# ---------------------------------------------------------------------------- detection
+def test_detects_the_astronauts_face(astronaut):
+    boxes = photo.detect_faces(astronaut)
+    assert len(boxes) == 1
+    assert iou(boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_detection_survives_gray_rgba_uint16_and_downscaling(astronaut):
+    gray = (skimage.color.rgb2gray(astronaut) * 65535).astype(np.uint16)
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    huge = np.kron(astronaut, np.ones((3, 3, 1), np.uint8))  # 1536 px: searched at 640 px
+    for image, scale in ((gray, 1), (rgba, 1), (huge, 3)):
+        boxes = photo.detect_faces(image)
+        assert boxes, "no face found"
+        assert iou(tuple(v / scale for v in boxes[0]), ASTRONAUT_FACE) > 0.5
+
+
+def test_smaller_min_size_finds_false_faces_and_the_exercise_checks(astronaut, capsys):
+    boxes = photo.detect_faces(astronaut, min_size=24)
+    assert len(boxes) > 1  # the cascade's false alarms: why the default is 8% of the side
+    assert boxes == sorted(boxes, key=lambda b: -b[2] * b[3])
+    assert check("08_astronaut_boxes", len(boxes))
+    with pytest.raises(ValueError, match="min_size"):
+        photo.detect_faces(astronaut, min_size=0)
+
+
+def test_no_face_is_a_clear_error(smoke):
+    net, model, config = smoke
+    brick = skimage.data.brick()
+    assert photo.detect_faces(brick) == []
+    with pytest.raises(ValueError, match=r"no face found in the image; pass box=\(x, y, w, h\)"):
+        photo.reconstruct(brick, net, model, config)
+    with pytest.raises(ValueError, match="no face found in brick.png"):
+        photo.reconstruct(brick, net, model, config, name="brick.png")
+
+
+# ---------------------------------------------------------------------------- crop convention
+def test_crop_box_follows_the_training_rule():
+    config = get_config("smoke")  # box_scale (1.2, 1.45): 1.325 on average
+    crop = photo.crop_box((100.0, 50.0, 80.0, 60.0), config)  # landmark box: side 80
+    assert crop == photo.CropBox(x0=87, y0=27, side=106)
+    cascade = photo.crop_box((100.0, 50.0, 80.0, 80.0), config, photo.CASCADE_BOX)
+    assert cascade.side == round(1.325 * 0.85 * 80)
+    assert cascade.y0 + cascade.side / 2 == pytest.approx(90 + 0.13 * 80, abs=1)
+    with pytest.raises(ValueError, match="w, h > 0"):
+        photo.crop_box((0, 0, 0, 10), config)
+
+
+@pytest.mark.parametrize("crop", [photo.CropBox(100, 40, 96),  # plain resize
+                                  photo.CropBox(-200, 300, 1500),  # block mean first, overhangs
+                                  photo.CropBox(500, -10, 24)])  # upsampling
+def test_cut_crop_maps_crop_pixels_to_photo_pixels(crop):
+    """Pixel value = its centre's x coordinate: crop pixel j must hold x0 + (j + 0.5) side / S
+    (clamped at the photo's border, which is repeated)."""
+    height, width, size = 1200, 1600, 64
+    ramp = (np.arange(width, dtype=np.float32) + 0.5) / width
+    image = np.broadcast_to(ramp[None, :, None], (height, width, 3)).copy()
+    out = photo.cut_crop(image, crop, size)
+    assert out.shape == (3, size, size)
+    centres = crop.x0 + (np.arange(size) + 0.5) * crop.side / size
+    expected = np.clip(centres, 0.5, width - 0.5) / width
+    inside = (centres > crop.side / size) & (centres < width - crop.side / size)
+    inside[[0, -1]] = False  # resampling filters reflect at the crop's own edges
+    np.testing.assert_allclose(out[0, size // 2].numpy()[inside], expected[inside],
+                               atol=0.6 / width + 1e-6)
+
+
+def _pair(size: int, box_scale: float, seed: int = 5):
+    """The same faces (pose, light, identity) rendered with two crop rules: items' random draws
+    do not depend on the image size or the crop, only on (seed, index)."""
+    from e2far_lite import MorphableModel
+
+    model = MorphableModel.default()
+    config = DataConfig(image_size=size, box_scale=(box_scale, box_scale), box_shift=0.0,
+                        augment=0.0, backgrounds=False, yaw_max=30, pitch_max=15, roll_max=10)
+    return model, SyntheticFaces(model, 4, seed=seed, config=config).batch(range(2))
+
+
+def test_a_photo_crop_matches_a_training_crop():
+    """A face rendered wide (the 'photo'), cropped by the photo path from its landmark box, is
+    the training crop of the same face: same pixels (up to resampling) and same landmarks."""
+    config = get_config("smoke")  # 64 px input, box_scale (1.2, 1.45)
+    middle = sum(config.data.box_scale) / 2
+    model, wide = _pair(256, 2 * middle)  # landmark box ~ 97 px of 256
+    _, crops = _pair(64, middle)
+    for i in range(2):
+        landmarks = wide["landmarks"][i].numpy()
+        lo, hi = landmarks.min(0), landmarks.max(0)
+        box = (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
+        crop = photo.crop_box(box, config)
+        image = photo.cut_crop(wide["image"][i].permute(1, 2, 0).numpy(), crop, 64)
+        assert (image - crops["image"][i]).abs().mean() < 0.02
+        in_crop = (wide["landmarks"][i] - torch.tensor([crop.x0, crop.y0])) * 64 / crop.side
+        assert (in_crop - crops["landmarks"][i]).norm(dim=-1).max() < 0.6  # px of 64
+
+
+def test_true_coefficients_land_on_the_true_landmarks():
+    """The photo path (crop, network in crop pixels, back to photo pixels) with a stand-in
+    network that returns the true coefficients and pose: landmarks within a pixel."""
+    from e2far_lite import MorphableModel
+
+    model = MorphableModel.default()
+    data = DataConfig(image_size=192, box_scale=(2.5, 2.5), box_shift=0.0, augment=0.0,
+                      backgrounds=False, distance=(4000.0, 4000.0), yaw_max=30, pitch_max=15,
+                      roll_max=10)
+    wide = SyntheticFaces(model, 2, seed=3, config=data).batch(range(2))
+    config = get_config("smoke")
+    size = config.image_size
+    for i in range(2):
+        # the crop geometry alone: the landmark box as the face box
+        lo, hi = wide["landmarks"][i].amin(0), wide["landmarks"][i].amax(0)
+        box = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+        crop = photo.crop_box(box, config)
+        pose = wide["pose"][i].clone()  # weak perspective in the wide image's pixels
+        pose[3:5] = (pose[3:5] - torch.tensor([crop.x0, crop.y0])) * size / crop.side
+        pose[5] = pose[5] * size / crop.side
+        net = Truth({"a_id": wide["a_id"][i:i + 1], "a_exp": wide["a_exp"][i:i + 1],
+                     "pose": pose[None]})
+        face = photo.reconstruct(wide["image"][i], net, model, config, box=box)
+        assert face.crop == crop and net.seen.shape == (1, 3, size, size)
+        error = (face.landmarks2d - wide["landmarks"][i]).norm(dim=-1)
+        assert float(error.max()) < 1.0, f"face {i}: {float(error.max()):.2f} px"
+        torch.testing.assert_close(face.photo_pose, wide["pose"][i], atol=1e-3, rtol=1e-4)
+        torch.testing.assert_close(face.photo_vertices[model.landmarks, :2], face.landmarks2d)
+
+
+# ---------------------------------------------------------------------------- outputs
+def test_reconstruct_export_and_overlay(tmp_path, astronaut, smoke):
+    trimesh = pytest.importorskip("trimesh")
+    net, model, config = smoke
+    face = photo.reconstruct(astronaut, net, model, config)
+    assert face.vertices.shape == (model.num_vertices, 3)
+    assert face.landmarks2d.shape == (68, 2) and face.a_id.shape == (model.num_id,)
+    c = face.crop  # an untrained net predicts the mean face centred in its crop
+    assert c.x0 < float(face.landmarks2d[:, 0].mean()) < c.x0 + c.side
+    mesh = trimesh.load(photo.export_mesh(tmp_path / "face.obj", face, model), process=False)
+    assert mesh.vertices.shape == (model.num_vertices, 3)
+    np.testing.assert_allclose(mesh.vertices[:, 1], -face.photo_vertices[:, 1].numpy(), atol=1e-3)
+    # right-handed after the y flip: the surface faces the viewer (+z), area-weighted
+    facing = (mesh.face_normals * mesh.area_faces[:, None]).sum(0)
+    assert facing[2] > 0.8 * np.linalg.norm(facing)
+    ply = trimesh.load(photo.export_mesh(tmp_path / "face.ply", face, model), process=False)
+    assert len(ply.faces) == model.triangles.shape[0]
+    rgba = photo.render_overlay(face, model, resolution=64)
+    assert rgba.shape == (64, 64, 4) and 0.1 < rgba[..., 3].mean() < 0.9
+    fig = photo.overlay_figure(astronaut, [face], model, title="astronaut")
+    fig.savefig(tmp_path / "overlay.png")
+    assert (tmp_path / "overlay.png").stat().st_size > 10_000
+
+
+def test_mean_shape_baseline_fills_the_box(default_model):
+    points = photo.mean_shape_landmarks(default_model, (10.0, 20.0, 100.0, 90.0))
+    lo, hi = points.amin(0), points.amax(0)
+    assert float((hi - lo).max()) == pytest.approx(100.0)
+    torch.testing.assert_close((lo + hi) / 2, torch.tensor([60.0, 65.0]))
+
+
+# ---------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, smoke):
+    net, model, config = smoke
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.pt", net, model, config)
+
+
+def test_cli_reconstruct_writes_an_obj_trimesh_opens(tmp_path, astronaut, checkpoint, capsys):
+    trimesh = pytest.importorskip("trimesh")
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.jpg")
+    out = tmp_path / "face.obj"
+    main(["reconstruct", str(tmp_path / "astronaut.jpg"), "-o", str(out), "--checkpoint",
+          str(checkpoint), "--overlay", str(tmp_path / "overlay.png")])
+    mesh = trimesh.load(out, process=False)
+    assert len(mesh.vertices) == 6706 and (tmp_path / "overlay.png").is_file()
+    assert "wrote" in capsys.readouterr().out
+    main(["reconstruct", str(tmp_path / "astronaut.jpg"), "-o", str(tmp_path / "m.ply"),
+          "--checkpoint", str(checkpoint), "--all"])
+    assert (tmp_path / "m_0.ply").is_file()
+    main(["reconstruct", str(tmp_path / "astronaut.jpg"), "-o", str(tmp_path / "b.obj"),
+          "--checkpoint", str(checkpoint), "--box", "180", "80", "90", "95"])
+    assert (tmp_path / "b.obj").is_file()
+
+
+def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint):
+    args = ["-o", str(tmp_path / "f.obj"), "--checkpoint", str(checkpoint)]
+    with pytest.raises(SystemExit, match="missing.jpg"):
+        main(["reconstruct", str(tmp_path / "missing.jpg"), *args])
+    (tmp_path / "list.png").write_text("1, 2, 3")
+    with pytest.raises(SystemExit, match="list.png: not an image file"):
+        main(["reconstruct", str(tmp_path / "list.png"), *args])
+    Image.fromarray(skimage.data.brick()).save(tmp_path / "brick.png")
+    with pytest.raises(SystemExit, match="no face found in brick.png; pass --box"):
+        main(["reconstruct", str(tmp_path / "brick.png"), *args])
+    with pytest.raises(SystemExit, match="expected a file name ending in .obj or .ply"):
+        main(["reconstruct", str(tmp_path / "brick.png"), "-o", str(tmp_path / "f.stl")])
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "a.png")
+    with pytest.raises(SystemExit, match="--face: expected 0 .. 0"):
+        main(["reconstruct", str(tmp_path / "a.png"), *args, "--face", "3"])
+    with pytest.raises(SystemExit, match="--checkpoint"):
+        main(["reconstruct", str(tmp_path / "a.png"), "-o", "x.obj", "--checkpoint",
+              str(tmp_path / "none.pt")])
+
+
+# ---------------------------------------------------------------------------- real-face NME
+def _annotated_render(tmp_path):
+    """A rendered face saved as a photo, with its true landmarks in a dlib XML file."""
+    from e2far_lite import MorphableModel
+
+    model = MorphableModel.default()
+    data = DataConfig(image_size=160, box_scale=(2.2, 2.2), box_shift=0.0, augment=0.0,
+                      distance=(3000.0, 3000.0), yaw_max=20, pitch_max=10, roll_max=5)
+    item = SyntheticFaces(model, 1, seed=11, config=data)[0]
+    Image.fromarray((item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) \
+        .save(tmp_path / "render.png")
+    parts = "".join(f"<part name='{i:02d}' x='{x - 0.5:.3f}' y='{y - 0.5:.3f}'/>"
+                    for i, (x, y) in enumerate(item["landmarks"].tolist()))
+    lo, hi = item["landmarks"].amin(0), item["landmarks"].amax(0)
+    (tmp_path / "faces.xml").write_text(
+        f"<dataset><images><image file='render.png'><box top='{float(lo[1]):.0f}' "
+        f"left='{float(lo[0]):.0f}' width='{float(hi[0] - lo[0]):.0f}' "
+        f"height='{float(hi[1] - lo[1]):.0f}'>{parts}</box></image></images></dataset>")
+    return model, item
+
+
+def test_real_landmark_nme_with_the_true_answer_is_near_zero(tmp_path):
+    model, item = _annotated_render(tmp_path)
+    config = get_config("smoke")
+    lo, hi = item["landmarks"].amin(0), item["landmarks"].amax(0)
+    box = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+    crop = photo.crop_box(box, config)
+    pose = item["pose"].clone()
+    pose[3:5] = (pose[3:5] - torch.tensor([crop.x0, crop.y0])) * 64 / crop.side
+    pose[5] *= 64 / crop.side
+    net = Truth({"a_id": item["a_id"][None], "a_exp": item["a_exp"][None], "pose": pose[None]})
+    result = photo.real_landmark_nme(tmp_path / "faces.xml", net, model, config,
+                                     use_box="landmarks", oracle=True)
+    assert len(result.nme) == 1 and result.mean < 0.01
+    assert result.oracle_mean < 0.01  # the model fits its own landmarks
+    assert 0.01 < result.baseline_mean < 0.3
+    table = photo.format_nme_table(result)
+    assert "render.png" in table and "oracle" in table
+
+
+def test_cli_landmarks_nme_prints_a_table(tmp_path, checkpoint, capsys):
+    _annotated_render(tmp_path)
+    main(["landmarks-nme", str(tmp_path / "faces.xml"), "--checkpoint", str(checkpoint),
+          "--no-oracle"])
+    out = capsys.readouterr().out
+    assert "mean" in out and "render.png" in out and "%" in out
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["landmarks-nme", str(tmp_path / "none.xml"), "--checkpoint", str(checkpoint)])
+
+
+@pytest.mark.skipif(not DEV_XML.is_file(), reason="the shared dev set is not here")
+def test_real_landmark_nme_runs_on_the_dev_set(smoke):
+    net, model, config = smoke
+    result = photo.real_landmark_nme(DEV_XML, net, model, config)
+    assert len(result.nme) == 18 and np.isfinite(result.nme).all()
+
+
+def test_box_convention_measurement_recovers_a_known_convention():
+    rng = np.random.default_rng(0)
+    truth = photo.BoxConvention(0.85, 0.0, 0.13)
+    boxes, landmarks = [], []
+    for _ in range(9):
+        x, y = rng.uniform(0, 100, 2)
+        s = rng.uniform(30, 90)
+        cx, cy, side = truth.landmark_box((x, y, s, s))
+        unit = np.array([[-0.5, -0.5], [0.5, 0.5], [0.0, 0.2]])
+        landmarks.append(unit * side + [cx, cy])
+        boxes.append((x, y, s, s))
+    assert photo.fit_box_convention(boxes, landmarks) == truth
+    assert photo.match_faces([(0, 0, 5, 5), boxes[0]], landmarks[0]) == boxes[0]
+    assert photo.match_faces([(500, 500, 50, 50)], landmarks[0]) is None
+    assert dataclasses.asdict(photo.LANDMARK_BOX) == {"scale": 1.0, "shift_x": 0.0,
+                                                      "shift_y": 0.0}
