@@ -70,7 +70,12 @@ def runs(tmp_path_factory):
 
     def single(name: str, steps: int, **overrides) -> Path:
         config = get_config("smoke", steps=steps, **overrides)
-        train(config, root / name, device="cpu", progress=False, cache_dir=cache)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # like each torchrun process: the same reduction order
+        try:
+            train(config, root / name, device="cpu", progress=False, cache_dir=cache)
+        finally:
+            torch.set_num_threads(threads)
         return root / name
 
     exact = {"loss": LossConfig(landmark_weight=0.0)}
