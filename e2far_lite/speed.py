@@ -33,7 +33,7 @@ from .losses import MultiTaskLoss
 from .mobilenet import INPUT_SIZE, MobileNetV1
 from .morphable_model import MorphableModel
 from .network import E2FARNet
-from .train import amp_dtype, make_optimizer
+from .train import amp_dtype, make_optimizer, train_step
 
 
 def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 5,
@@ -119,18 +119,8 @@ def train_throughput(config: TrainConfig, device: torch.device, batch_size: int 
     faces = SyntheticFaces(model, 10**9, seed=config.train_seed, config=config.data,
                            device=device)
 
-    def net_step(batch: dict[str, torch.Tensor]) -> None:  # train.py's loop body, no logging
-        images = batch["image"]
-        if config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=autocast or torch.float32,
-                            enabled=autocast is not None):
-            out = net(images)
-        terms = loss_fn({k: out[k].float() for k in ("a_id", "a_exp", "pose")}, batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms["total"]).backward()
-        scaler.step(optimizer)
-        scaler.update()
+    def net_step(batch: dict[str, torch.Tensor]) -> None:  # the training loop's own step
+        train_step(net, loss_fn, optimizer, scaler, batch, config, autocast)
 
     steps = iter(range(10**9))
     last: dict[str, dict[str, torch.Tensor]] = {}

@@ -94,6 +94,31 @@ def make_optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Ada
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
 
 
+def train_step(net: torch.nn.Module, loss_fn: MultiTaskLoss, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, batch: dict[str, Tensor], config: TrainConfig,
+               autocast: torch.dtype | None) -> dict[str, Tensor]:
+    """One optimisation step on ``batch``: forward (mixed precision when ``autocast``), the
+    loss in float32, backward, optional gradient clipping, optimizer step. Returns the loss
+    terms (not synchronised: no ``.item()``)."""
+    images = batch["image"]
+    if config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    device_type = images.device.type
+    with torch.autocast(device_type, dtype=autocast or torch.float32,
+                        enabled=autocast is not None):
+        out = net(images)
+    # the loss in float32: squared mm over thousands of vertices can overflow fp16
+    terms = loss_fn({k: out[k].float() for k in ("a_id", "a_exp", "pose")}, batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(terms["total"]).backward()
+    if config.grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return terms
+
+
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype: bf16 or fp16 on CUDA when ``config.amp``, else None (float32)."""
     if not config.amp or device.type != "cuda":
@@ -424,22 +449,8 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = next_batch(step)
-        images = batch["image"]
-        if cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=autocast or torch.float32,
-                            enabled=autocast is not None):
-            out_net = train_net(images)
-        # the loss in float32: squared mm over thousands of vertices can overflow fp16
-        terms = loss_fn({k: out_net[k].float() for k in ("a_id", "a_exp", "pose")}, batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms["total"]).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        terms = train_step(train_net, loss_fn, optimizer, scaler, next_batch(step), cfg,
+                           autocast)
         values = torch.stack([terms[k].detach().float() for k in TERMS])
         running += values
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(values).all(), done, first_bad)
