@@ -10,18 +10,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: Uniform draws per item of :func:`params_from_draws`.
+UNIFORMS = 5
+
 
 def draw_params(generator: torch.Generator, strength: float = 1.0) -> Tensor:
     """(5,) brightness, contrast, saturation, blur sigma (px), noise std for one item."""
-    g, s = generator, strength
-    u = torch.rand(5, generator=g)
+    return params_from_draws(torch.rand(1, UNIFORMS, generator=generator), strength)[0]
+
+
+def params_from_draws(u: Tensor, strength: float = 1.0) -> Tensor:
+    """The parameters (B, 5) of :func:`draw_params` from (B, 5) uniform draws."""
+    s = strength
     return torch.stack([
-        1 + s * 0.25 * (2 * u[0] - 1),
-        1 + s * 0.25 * (2 * u[1] - 1),
-        1 + s * 0.35 * (2 * u[2] - 1),
-        s * 1.2 * u[3] * (u[3] > 0.4),
-        s * 0.03 * u[4],
-    ])
+        1 + s * 0.25 * (2 * u[:, 0] - 1),
+        1 + s * 0.25 * (2 * u[:, 1] - 1),
+        1 + s * 0.35 * (2 * u[:, 2] - 1),
+        s * 1.2 * u[:, 3] * (u[:, 3] > 0.4),
+        s * 0.03 * u[:, 4],
+    ], 1)
 
 
 def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:

@@ -51,9 +51,15 @@ def to_camera(vertices: Tensor, angles: Tensor, translation: Tensor) -> Tensor:
     Returns:
         (B, V, 3) camera-frame points in mm.
     """
-    rotated = vertices @ rotation_matrix(angles).transpose(1, 2)
-    flip = rotated.new_tensor(_FLIP)
-    return rotated * flip + translation[:, None, :]
+    return torch.baddbmm(translation[:, None, :].to(vertices.dtype), vertices,
+                         camera_rotation(angles).to(vertices.dtype))
+
+
+def camera_rotation(angles: Tensor) -> Tensor:
+    """(B, 3, 3) matrices taking model-frame row vectors to camera-frame directions:
+    ``to_camera(v) = v @ camera_rotation(angles) + translation`` (the rotation, then the frame
+    flip y -> -y, z -> -z)."""
+    return rotation_matrix(angles).transpose(1, 2) * angles.new_tensor(_FLIP)
 
 
 def perspective_project(points: Tensor, focal: Tensor, centre: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ Labels are exact: the rendered shape is ``model(a_id, a_exp)`` for the stored co
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -25,17 +26,18 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from . import augment
-from .backgrounds import random_background
-from .camera import perspective_project, to_camera
+from . import augment, fast_render
+from .backgrounds import UNIFORMS as BACKGROUND_UNIFORMS
+from .backgrounds import backgrounds_from_draws
+from .camera import camera_rotation, perspective_project, to_camera
 from .checks import check_image_size, check_positive_int
-from .expressions import sample_blendshape_weights
+from .expressions import blendshape_uniforms, blendshape_weights_from_draws
 from .morphable_model import MorphableModel
 from .renderer import Renderer, project_landmarks
-from .shading import Lights, skin_albedo
+from .shading import ALBEDO_NORMALS, ALBEDO_UNIFORMS, LIGHT_UNIFORMS, Lights, albedo_from_draws
 
 #: Bump when the generator changes what an item looks like: cached splits are then rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class DataConfig:
     pitch_max: float = 30.0
     roll_max: float = 20.0
     neutral_share: float = 0.2  # share of faces with no expression
+    strong_share: float = 0.0  # share of strong single blend shapes (weight 0.7-1) among them
     id_scale: float = 1.0  # identity coefficients ~ N(0, id_scale²) in std units
     exp_scale: float = 1.0  # for models without blend shapes: a_exp ~ N(0, exp_scale²)
     distance: tuple[float, float] = (700.0, 1400.0)  # camera distance range, mm
@@ -63,9 +66,10 @@ class DataConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-        if not (isinstance(self.neutral_share, (int, float)) and 0 <= self.neutral_share <= 1):
-            raise ValueError(f"neutral_share: expected a fraction in [0, 1], "
-                             f"got {self.neutral_share!r}")
+        for name in ("neutral_share", "strong_share"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ValueError(f"{name}: expected a fraction in [0, 1], got {value!r}")
         if not (isinstance(self.focal, (int, float)) and 0 < self.focal < math.inf):
             raise ValueError(f"focal: expected a finite focal length > 0 px, got {self.focal!r}")
         for name in ("distance", "box_scale"):
@@ -83,33 +87,60 @@ def item_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(mixed)
 
 
-def _draw_item(model: MorphableModel, config: DataConfig, seed: int, index: int) -> dict:
-    """All random choices for one item, on the CPU."""
-    g = item_generator(seed, index)
-    deg = math.pi / 180
-    neutral = bool(torch.rand(1, generator=g) < config.neutral_share)
-    item: dict = {"a_id": torch.randn(model.num_id, generator=g) * config.id_scale}
-    if model.num_blendshapes:
-        w = sample_blendshape_weights(model.blendshape_names, 1, g)[0]
-        item["blend_weights"] = w * (not neutral)
-    else:
-        a_exp = torch.randn(model.num_exp, generator=g) * config.exp_scale
-        item["a_exp"] = a_exp * (not neutral)
-    limits = torch.tensor([config.yaw_max, config.pitch_max, config.roll_max]) * deg
-    item["angles"] = (2 * torch.rand(3, generator=g) - 1) * limits
-    lo, hi = config.distance
-    item["distance"] = lo + (hi - lo) * torch.rand(1, generator=g)
-    item["box"] = torch.rand(3, generator=g)  # scale, shift x, shift y
-    item["albedo"] = skin_albedo(model.mean.cpu().float(), 1, g)[0]
-    lights = Lights.random(1, g)
-    item["lights"] = torch.cat([lights.direction, lights.ambient, lights.diffuse,
-                                lights.specular[:, None]], 1)[0]
-    size = config.image_size
-    item["background"] = (random_background(size, g) if config.backgrounds
-                          else torch.zeros(3, size, size))
-    item["augment"] = augment.draw_params(g, config.augment)
-    item["noise"] = torch.randn(3, size, size, generator=g)
-    return item
+def draw_layout(model: MorphableModel, config: DataConfig) -> tuple[dict, dict]:
+    """Where each random choice of an item sits in its two draw vectors.
+
+    Returns ``(normal, uniform)``: ``{name: slice}`` into the item's N(0, 1) draws and into its
+    U(0, 1) draws. Everything an item looks like is a function of these two vectors.
+    """
+    normal_sizes = {"a_id": model.num_id,
+                    "a_exp": 0 if model.num_blendshapes else model.num_exp,
+                    "light": 3, "albedo": ALBEDO_NORMALS}
+    uniform_sizes = {"neutral": 1, "strong": 3,
+                     "blend": blendshape_uniforms(model.num_blendshapes)
+                     if model.num_blendshapes else 0,
+                     "angles": 3, "distance": 1, "box": 3, "albedo": ALBEDO_UNIFORMS,
+                     "light": LIGHT_UNIFORMS, "background": BACKGROUND_UNIFORMS,
+                     "augment": augment.UNIFORMS, "noise": 2}
+
+    def slices(sizes: dict[str, int]) -> dict[str, slice]:
+        out, at = {}, 0
+        for name, size in sizes.items():
+            out[name] = slice(at, at + size)
+            at += size
+        return out
+
+    return slices(normal_sizes), slices(uniform_sizes)
+
+
+def draw_items(model: MorphableModel, config: DataConfig, seed: int,
+               indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """Every random choice of items ``indices``: normal (B, Dn) and uniform (B, Du) draws, on the
+    CPU. Row ``b`` comes from the generator of ``(seed, indices[b])`` alone: two calls per item,
+    all the rest of the work is done for the whole batch at once."""
+    normal_at, uniform_at = draw_layout(model, config)
+    num_n = max(s.stop for s in normal_at.values())
+    num_u = max(s.stop for s in uniform_at.values())
+    normal = torch.empty(len(indices), num_n)
+    uniform = torch.empty(len(indices), num_u)
+    for row, index in enumerate(indices):
+        g = item_generator(seed, index)
+        normal[row] = torch.randn(num_n, generator=g)
+        uniform[row] = torch.rand(num_u, generator=g)
+    return normal, uniform
+
+
+@functools.lru_cache(maxsize=4)
+def _noise_bank(size: int) -> Tensor:
+    """A fixed field of N(0, 1) sensor noise (3, 2 size, 2 size); items crop it at random."""
+    return torch.randn(3, 2 * size, 2 * size, generator=torch.Generator().manual_seed(5489))
+
+
+def _sensor_noise(bank: Tensor, offsets: Tensor) -> Tensor:
+    """(B, 3, size, size) N(0, 1) noise: windows of the bank at ``offsets`` (B, 2) rows, cols."""
+    size = bank.shape[-1] // 2
+    bank = bank.to(offsets.device)
+    return torch.stack([bank[:, y:y + size, x:x + size] for y, x in offsets.tolist()])
 
 
 class SyntheticFaces(Dataset):
@@ -121,6 +152,8 @@ class SyntheticFaces(Dataset):
         seed: item ``i`` is a function of ``(seed, i)`` alone.
         config: :class:`DataConfig`.
         device: where batches are rendered (``"cuda"`` renders on the GPU).
+        backend: the renderer's backend (:class:`~e2far_lite.renderer.Renderer`): on a CPU
+            ``"auto"`` uses the compiled kernel when numba is installed.
 
     Each item (and each batch, with a leading B) is a dict:
         ``image`` (3, H, W) float in [0, 1]; ``a_id`` (K,); ``a_exp`` (E,) std units;
@@ -129,6 +162,10 @@ class SyntheticFaces(Dataset):
         ``visible`` (68,) bool; ``focal`` () px, ``centre`` (2,) px, ``translation`` (3,) mm:
         the exact camera (``camera.to_camera`` + ``perspective_project`` reproduce the image);
         ``blend_weights`` (N,) the blend-shape mixture the expression came from (N may be 0).
+
+    An item's random choices come from its own generator; a batch renders them together, so an
+    item rendered in a batch differs from the same item rendered alone only by float rounding
+    (labels to about 1e-5 mm, pixels by at most one 8-bit step).
     """
 
     def __init__(
@@ -138,6 +175,7 @@ class SyntheticFaces(Dataset):
         seed: int = 0,
         config: DataConfig | None = None,
         device: torch.device | str | None = None,
+        backend: str = "auto",
     ) -> None:
         if not isinstance(model, MorphableModel):
             raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
@@ -151,7 +189,7 @@ class SyntheticFaces(Dataset):
             raise TypeError(f"config: expected a DataConfig, got {type(config).__name__}")
         self.config = config or DataConfig()
         self.device = torch.device(device) if device is not None else model.mean.device
-        self.renderer = Renderer(self.config.image_size)
+        self.renderer = Renderer(self.config.image_size, backend)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -174,65 +212,101 @@ class SyntheticFaces(Dataset):
         for i in indices:
             if not 0 <= i < self.num_samples:
                 raise IndexError(f"index: expected 0 <= index < {self.num_samples}, got {i}")
-        items = [_draw_item(self.model, self.config, self.seed, i) for i in indices]
-        return render_items(self.model, self.config, items, self.renderer, self.device)
+        normal, uniform = draw_items(self.model, self.config, self.seed, indices)
+        return render_draws(self.model, self.config, normal, uniform, self.renderer,
+                            self.device)
 
 
-def _per_item(fn, *args: Tensor) -> Tensor:
-    """Apply ``fn`` one item at a time: a matrix product's rounding can depend on the batch
-    size, and an item must not depend on the batch it is rendered in."""
-    return torch.cat([fn(*(a[i:i + 1] for a in args)) for i in range(len(args[0]))])
+def _expressions(model: MorphableModel, config: DataConfig, normal: Tensor, uniform: Tensor,
+                 at_n: dict, at_u: dict) -> tuple[Tensor, Tensor]:
+    """a_exp (B, E) and the blend-shape weights (B, N) behind them."""
+    batch, device = len(normal), normal.device
+    neutral = uniform[:, at_u["neutral"]] < config.neutral_share  # (B, 1)
+    if not model.num_blendshapes:
+        a_exp = normal[:, at_n["a_exp"]] * config.exp_scale * ~neutral
+        return a_exp, torch.zeros(batch, 0, device=device)
+    weights = blendshape_weights_from_draws(model.blendshape_names, uniform[:, at_u["blend"]])
+    # a share of strong single blend shapes (jawOpen at 0.7-1.0, ...): expressions that show
+    strong_u = uniform[:, at_u["strong"]]
+    strong = strong_u[:, 0] < config.strong_share
+    if bool(strong.any()):
+        n = model.num_blendshapes
+        which = (strong_u[:, 1] * n).long().clamp(max=n - 1)
+        single = torch.zeros_like(weights)
+        single[torch.arange(batch, device=device), which] = 0.7 + 0.3 * strong_u[:, 2]
+        weights = torch.where(strong[:, None], single, weights)
+    weights = weights * ~neutral
+    return model.blendshapes_to_exp(weights), weights
 
 
-def _stack(items: list[dict], key: str, device: torch.device) -> Tensor:
-    return torch.stack([it[key] for it in items]).to(device)
-
-
-def render_items(model: MorphableModel, config: DataConfig, items: list[dict],
+def render_draws(model: MorphableModel, config: DataConfig, normal: Tensor, uniform: Tensor,
                  renderer: Renderer, device: torch.device) -> dict[str, Tensor]:
-    """Turn drawn parameters into images and labels, all items at once."""
+    """Turn the draws of :func:`draw_items` into images and labels, all items at once."""
     model = model.to(device)
-    a_id = _stack(items, "a_id", device)
-    if model.num_blendshapes:
-        weights = _stack(items, "blend_weights", device)
-        a_exp = _per_item(model.blendshapes_to_exp, weights)
-    else:
-        weights = torch.zeros(len(items), 0, device=device)
-        a_exp = _stack(items, "a_exp", device)
-    angles = _stack(items, "angles", device)
-    distance = _stack(items, "distance", device)[:, 0]
+    at_n, at_u = draw_layout(model, config)
+    normal, uniform = normal.to(device), uniform.to(device)
+    batch = len(normal)
+    a_id = normal[:, at_n["a_id"]] * config.id_scale
+    a_exp, weights = _expressions(model, config, normal, uniform, at_n, at_u)
+    deg = math.pi / 180
+    limits = torch.tensor([config.yaw_max, config.pitch_max, config.roll_max],
+                          device=device) * deg
+    angles = (2 * uniform[:, at_u["angles"]] - 1) * limits
+    lo, hi = config.distance
+    distance = lo + (hi - lo) * uniform[:, at_u["distance"]][:, 0]
     translation = torch.stack([torch.zeros_like(distance), torch.zeros_like(distance), distance], 1)
-    points = to_camera(_per_item(model, a_id, a_exp), angles, translation)  # (B, V, 3) mm
+    vertices = model(a_id, a_exp)  # (B, V, 3) mm, model frame
+    kernel = renderer.uses_kernel(vertices)
+    # camera-frame points (B, V, 3): the compiled kernel forms them itself, per image
+    anchor_ids = model.landmarks[model.landmark_mask]
+    if len(anchor_ids) < 10:  # too few landmarks: the crop box frames all vertices
+        anchor_ids = torch.arange(model.num_vertices, device=device)
+    points = None if kernel else to_camera(vertices, angles, translation)
 
-    # crop box around the landmarks (or all vertices when the model has few landmarks)
+    def camera_points(ids: Tensor) -> Tensor:
+        return points[:, ids] if points is not None else \
+            to_camera(vertices[:, ids], angles, translation)
+
+    # crop box around the landmarks
     focal0 = torch.full_like(distance, config.focal)
-    zero = torch.zeros(len(items), 2, device=device)
-    anchors = points[:, model.landmarks[model.landmark_mask]]
-    if anchors.shape[1] < 10:
-        anchors = points
+    zero = torch.zeros(batch, 2, device=device)
+    anchors = camera_points(anchor_ids)
     uv = perspective_project(anchors, focal0, zero)
-    lo, hi = uv.amin(1), uv.amax(1)
-    box = _stack(items, "box", device)
+    lo_uv, hi_uv = uv.amin(1), uv.amax(1)
+    box = uniform[:, at_u["box"]]
     smin, smax = config.box_scale
-    side = (hi - lo).amax(1) * (smin + (smax - smin) * box[:, 0])
-    middle = (lo + hi) / 2 + config.box_shift * side[:, None] * (2 * box[:, 1:] - 1)
+    side = (hi_uv - lo_uv).amax(1) * (smin + (smax - smin) * box[:, 0])
+    middle = (lo_uv + hi_uv) / 2 + config.box_shift * side[:, None] * (2 * box[:, 1:] - 1)
     size = config.image_size
     zoom = size / side
     focal = focal0 * zoom
     centre = zoom[:, None] * (side[:, None] / 2 - middle)
 
-    albedo = _stack(items, "albedo", device)
-    lv = _stack(items, "lights", device)
-    lights = Lights(lv[:, 0:3], lv[:, 3:6], lv[:, 6:9], lv[:, 9])
-    out = renderer.render(points, model.triangles, focal, centre, albedo, lights)
-    background = _stack(items, "background", device)
-    image = out.image * out.mask + background * (1 - out.mask)
-    image = augment.apply(image, _stack(items, "augment", device), _stack(items, "noise", device))
+    albedo = albedo_from_draws(model.mean.float(), normal[:, at_n["albedo"]],
+                               uniform[:, at_u["albedo"]])
+    lights = Lights.from_draws(normal[:, at_n["light"]], uniform[:, at_u["light"]])
+    if kernel:
+        out = renderer.render_posed(vertices, camera_rotation(angles), translation, focal,
+                                    centre, model.triangles, albedo, lights)
+    else:
+        out = renderer.render(points, model.triangles, focal, centre, albedo, lights)
+    background = (backgrounds_from_draws(uniform[:, at_u["background"]], size)
+                  if config.backgrounds else None)
+    params = augment.params_from_draws(uniform[:, at_u["augment"]], config.augment)
+    offsets = (uniform[:, at_u["noise"]] * (size + 1)).long().clamp(max=size)
+    if kernel:  # the compiled twin of the lines below, in one pass
+        image = fast_render.finish_numba(out.image, out.mask, background, params,
+                                         _noise_bank(size), offsets)
+    else:
+        image, mask = out.image.to(device), out.mask.to(device)
+        if background is not None:
+            image = image * mask + background * (1 - mask)
+        image = augment.apply(image, params, _sensor_noise(_noise_bank(size), offsets))
 
-    lm_points = points[:, model.landmarks.clamp(min=0)]
+    lm_points = camera_points(model.landmarks.clamp(min=0))
     lm_points = torch.where(model.landmark_mask[None, :, None], lm_points,
                             torch.full_like(lm_points, float("nan")))
-    landmarks, visible = project_landmarks(lm_points, focal, centre, out.depth)
+    landmarks, visible = project_landmarks(lm_points, focal, centre, out.depth.to(device))
     # weak perspective about the model origin, which sits at (0, 0, distance) in the camera
     pose = torch.cat([angles, centre, (focal / distance)[:, None]], 1)
     return {

@@ -54,3 +54,32 @@ def sample_blendshape_weights(
     weights = torch.where(use_mirror & (mirror_w > 0), mirror_w, weights).clamp(0, 1)
     neutral = torch.rand(num, generator=generator) < neutral_share
     return weights * (~neutral)[:, None]
+
+
+def blendshape_uniforms(num_shapes: int) -> int:
+    """Uniform draws per item of :func:`blendshape_weights_from_draws` for N shapes: 1 + 4 N."""
+    return 1 + 4 * num_shapes
+
+
+def blendshape_weights_from_draws(names: Sequence[str], u: Tensor, max_active: int = 4,
+                                  symmetric_prob: float = 0.7) -> Tensor:
+    """The mixtures of :func:`sample_blendshape_weights` from uniform draws, a batch at once.
+
+    Args:
+        names: the N blend-shape names (for the left/right pairs).
+        u: (B, 1 + 4 N) U(0, 1) draws: how many shapes are active, which, their weights, the
+            mirror's weight factor and whether the mirror moves along.
+
+    Returns:
+        (B, N) weights in [0, 1].
+    """
+    n = len(names)
+    partner = torch.tensor(symmetric_partner(names), device=u.device)
+    active = 1 + (u[:, 0] * max_active).long().clamp(max=max_active - 1)
+    scores, strength, mirror, along = u[:, 1:].reshape(len(u), 4, n).unbind(1)
+    rank = scores.argsort(dim=1).argsort(dim=1)  # the k smallest scores are the active shapes
+    on = rank < active[:, None]
+    weights = strength.pow(0.7) * on
+    mirror_w = weights[:, partner] * (0.8 + 0.4 * mirror)
+    use_mirror = (along < symmetric_prob) & ~on
+    return torch.where(use_mirror & (mirror_w > 0), mirror_w, weights).clamp(0, 1)

@@ -44,6 +44,17 @@ def _edge(ax: Tensor, ay: Tensor, bx: Tensor, by: Tensor, px: Tensor, py: Tensor
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
+def check_triangles(triangles: Tensor, num_v: int) -> Tensor:
+    """Require (F, 3) integer vertex indices in [0, num_v)."""
+    check_shape(triangles, "triangles", (None, 3))
+    if triangles.is_floating_point() or triangles.dtype == torch.bool:
+        raise ValueError(f"triangles: expected an integer dtype, got {triangles.dtype}")
+    if triangles.numel() and (int(triangles.min()) < 0 or int(triangles.max()) >= num_v):
+        raise ValueError(f"triangles: expected indices in [0, {num_v - 1}] (screen has {num_v} "
+                         f"vertices), got range [{int(triangles.min())}, {int(triangles.max())}]")
+    return triangles
+
+
 def rasterize(
     screen: Tensor,
     triangles: Tensor,
@@ -67,13 +78,8 @@ def rasterize(
     """
     check_shape(screen, "screen", (None, None, 3))
     check_floating(screen, "screen")
-    check_shape(triangles, "triangles", (None, 3))
-    if triangles.is_floating_point() or triangles.dtype == torch.bool:
-        raise ValueError(f"triangles: expected an integer dtype, got {triangles.dtype}")
     num_v = screen.shape[1]
-    if triangles.numel() and (int(triangles.min()) < 0 or int(triangles.max()) >= num_v):
-        raise ValueError(f"triangles: expected indices in [0, {num_v - 1}] (screen has {num_v} "
-                         f"vertices), got range [{int(triangles.min())}, {int(triangles.max())}]")
+    check_triangles(triangles, num_v)
     if isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__") \
             or len(image_size) != 2:
         raise ValueError(f"image_size: expected (H, W), got {image_size!r}")

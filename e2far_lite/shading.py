@@ -43,14 +43,44 @@ class Lights:
                ) -> Lights:
         """Random direction within ~70° of the camera axis, random colour temperature."""
         g = generator
-        d = torch.randn(batch, 3, generator=g) * torch.tensor([0.8, 0.6, 0.0])
+        normal = torch.randn(batch, 3, generator=g)
+        uniform = torch.rand(batch, LIGHT_UNIFORMS, generator=g)
+        return cls.from_draws(normal, uniform).to(device)
+
+    @classmethod
+    def from_draws(cls, normal: Tensor, uniform: Tensor) -> Lights:
+        """The lights of :meth:`random` from its draws: ``normal`` (B, 3) N(0, 1) and
+        ``uniform`` (B, 6) U(0, 1) (tint 3, ambient, diffuse, specular)."""
+        d = normal[:, :3] * torch.tensor([0.8, 0.6, 0.0])
         d[:, 2] = -1.0
-        tint = 1.0 + 0.12 * (2 * torch.rand(batch, 3, generator=g) - 1)
-        amb = (0.25 + 0.35 * torch.rand(batch, 1, generator=g)) * tint
-        dif = (0.45 + 0.5 * torch.rand(batch, 1, generator=g)) * tint
-        spec = 0.3 * torch.rand(batch, generator=g)
-        return cls(torch.nn.functional.normalize(d, dim=1).to(device), amb.to(device),
-                   dif.to(device), spec.to(device))
+        tint = 1.0 + 0.12 * (2 * uniform[:, 0:3] - 1)
+        amb = (0.25 + 0.35 * uniform[:, 3:4]) * tint
+        dif = (0.45 + 0.5 * uniform[:, 4:5]) * tint
+        spec = 0.3 * uniform[:, 5]
+        return cls(torch.nn.functional.normalize(d, dim=1), amb, dif, spec)
+
+    def to(self, device: torch.device | str) -> Lights:
+        return Lights(self.direction.to(device), self.ambient.to(device),
+                      self.diffuse.to(device), self.specular.to(device), self.shininess)
+
+
+#: Uniform draws per item of :meth:`Lights.from_draws` (the direction takes 3 normals).
+LIGHT_UNIFORMS = 6
+#: Smooth colour patterns over the face that albedos mix (see :func:`albedo_from_draws`).
+ALBEDO_PATTERNS = 16
+#: Draws per item of :func:`albedo_from_draws`: normals (pattern weights), then uniforms (tone).
+ALBEDO_NORMALS, ALBEDO_UNIFORMS = 3 * ALBEDO_PATTERNS, 1
+
+
+def albedo_patterns(mean_vertices: Tensor) -> Tensor:
+    """(P, V) fixed smooth patterns: cosines over the template with periods of 60-200 mm in
+    random directions (always the same ones), each of mean square 1/2."""
+    g = torch.Generator().manual_seed(20170721)
+    direction = torch.nn.functional.normalize(torch.randn(ALBEDO_PATTERNS, 3, generator=g), dim=1)
+    period = 60 + 140 * torch.rand(ALBEDO_PATTERNS, 1, generator=g)
+    phase = 2 * torch.pi * torch.rand(ALBEDO_PATTERNS, 1, generator=g)
+    freq = (direction / period).to(mean_vertices)
+    return torch.cos(2 * torch.pi * freq @ mean_vertices.T + phase.to(mean_vertices))
 
 
 def skin_albedo(
@@ -69,22 +99,36 @@ def skin_albedo(
     device = mean_vertices.device
     if generator is None:
         return torch.tensor([0.80, 0.60, 0.50], device=device).expand(batch, len(mean_vertices), 3)
-    g = generator
-    # base tones from light to dark skin, interpolated
+    normal = torch.randn(batch, ALBEDO_NORMALS, generator=generator)
+    uniform = torch.rand(batch, ALBEDO_UNIFORMS, generator=generator)
+    return albedo_from_draws(mean_vertices, normal, uniform)
+
+
+def albedo_from_draws(mean_vertices: Tensor, normal: Tensor, uniform: Tensor) -> Tensor:
+    """The albedo of :func:`skin_albedo` from its draws, for a whole batch at once.
+
+    A base tone between light and dark skin, plus a random mix of the smooth
+    :func:`albedo_patterns` per colour channel (about 0.05 std).
+
+    Args:
+        mean_vertices: (V, 3) template in mm.
+        normal: (B, 48) N(0, 1) draws (pattern weights); uniform: (B, 1) U(0, 1) draws (tone).
+
+    Returns:
+        (B, V, 3) RGB in [0, 1], on ``mean_vertices``' device.
+    """
+    device = mean_vertices.device
+    batch = len(normal)
+    normal, uniform = normal.to(device), uniform.to(device)
     tones = torch.tensor([[0.92, 0.75, 0.66], [0.80, 0.60, 0.48], [0.62, 0.43, 0.32],
-                          [0.40, 0.27, 0.20]])
-    t = torch.rand(batch, generator=g) * (len(tones) - 1)
+                          [0.40, 0.27, 0.20]], device=device)
+    t = uniform[:, 0] * (len(tones) - 1)
     lo = t.floor().long().clamp(max=len(tones) - 2)
     frac = (t - lo)[:, None]
     base = tones[lo] * (1 - frac) + tones[lo + 1] * frac  # (B, 3)
-    # low-frequency variation: a few random cosines over the face (periods 60–200 mm)
-    freq = torch.randn(batch, 4, 3, generator=g) / (60 + 140 * torch.rand(batch, 4, 1, generator=g))
-    phase = 2 * torch.pi * torch.rand(batch, 4, generator=g)
-    amp = 0.06 * torch.rand(batch, 4, 3, generator=g)
-    waves = torch.cos(2 * torch.pi * torch.einsum("vc,bkc->bvk", mean_vertices.cpu(), freq)
-                      + phase[:, None, :])  # (B, V, 4)
-    variation = torch.einsum("bvk,bkc->bvc", waves, amp)
-    return (base[:, None, :] + variation).clamp(0, 1).to(device)
+    weights = normal.view(batch, ALBEDO_PATTERNS, 3) * (0.0048 / ALBEDO_PATTERNS) ** 0.5
+    variation = torch.einsum("pv,bpc->bvc", albedo_patterns(mean_vertices), weights)
+    return (base[:, None, :] + variation).clamp(0, 1)
 
 
 def shade(

@@ -36,7 +36,8 @@ def test_linear_in_coefficients(default_model):
     zero = m(torch.zeros(1, m.num_id), torch.zeros(1, m.num_exp))
     assert torch.equal(zero[0], m.mean)
     full = m(a1, e1)
-    assert torch.allclose(full, m.neutral(a1) + m.expression_offset(e1))
+    assert torch.allclose(full, m.neutral(a1) + m.expression_offset(e1),
+                          atol=1e-4)  # one matrix product vs two einsums: rounding
 
 
 def test_std_units(default_model):
