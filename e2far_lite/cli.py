@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", action="store_true", help="speed figures instead")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--batch", type=int, default=None,
-                   help="--speed: rendering batch (default 64 on a GPU, 16 on a CPU)")
+                   help="--speed: rendering batch (default 64)")
     p.add_argument("--size", type=int, default=128, help="--speed: rendering size in px")
     p.add_argument("--repeats", type=int, default=None,
                    help="--speed: timed repeats per figure (default 10 on a GPU, 3 on a CPU)")

@@ -29,6 +29,7 @@ from .complexity import count_macs, count_parameters
 from .configs import TrainConfig, get_config
 from .data import DataConfig, SyntheticFaces
 from .devices import describe, synchronize
+from .folding import for_inference
 from .losses import MultiTaskLoss
 from .mobilenet import INPUT_SIZE, MobileNetV1
 from .morphable_model import MorphableModel
@@ -65,7 +66,7 @@ def render_throughput(model: MorphableModel, device: torch.device, batch: int = 
         faces.batch(range(start, start + batch))
 
     full = time_call(fresh_batch, device, repeats)
-    # renderer alone on fixed meshes
+    # renderer alone on fixed meshes: the backend SyntheticFaces uses, and the tensor reference
     from .camera import to_camera
     from .renderer import Renderer
     from .shading import skin_albedo
@@ -78,10 +79,14 @@ def render_throughput(model: MorphableModel, device: torch.device, batch: int = 
     focal = torch.full((batch,), image_size * 1000 / 230.0, device=device)
     centre = torch.full((batch, 2), image_size / 2, device=device)
     albedo = skin_albedo(model.mean, batch).to(device)
-    renderer = Renderer(image_size)
-    render_only = time_call(lambda: renderer.render(pts, model.triangles, focal, centre, albedo),
-                            device, repeats)
-    return {"samples_per_s": batch / full, "render_per_s": batch / render_only}
+    figures = {"samples_per_s": batch / full}
+    for key, backend in (("render_per_s", "auto"), ("render_torch_per_s", "torch")):
+        renderer = Renderer(image_size, backend)
+        seconds = time_call(lambda r=renderer: r.render(pts, model.triangles, focal, centre,
+                                                        albedo), device, repeats)
+        figures[key] = batch / seconds
+    figures["backend"] = "numba" if Renderer(image_size).uses_kernel(pts) else "torch"
+    return figures
 
 
 def train_throughput(config: TrainConfig, device: torch.device, batch_size: int | None = None,
@@ -89,10 +94,11 @@ def train_throughput(config: TrainConfig, device: torch.device, batch_size: int 
                      model: MorphableModel | None = None) -> dict[str, float]:
     """Images per second of whole training steps of ``config``, and of their network part.
 
-    A whole step is what :func:`~e2far_lite.train.train` does per step with ``train_pool = 0``:
-    render a fresh batch (items never repeat), forward, the loss, backward and AdamW, with the
-    config's ``amp`` and ``channels_last``. The network part (forward + backward + AdamW on a
-    ready batch) is what a step costs when the batch comes from a cached pool.
+    A whole step is what :func:`~e2far_lite.train.train` does per step: get a batch (render a
+    fresh one, or, for a config with ``train_pool``, read it from a rendered pool), forward,
+    the loss, backward and AdamW, with the config's ``amp`` and ``channels_last``. The network
+    part (forward + backward + AdamW on a ready batch) is what a step costs with no data to
+    wait for.
 
     Args:
         config: a :class:`~e2far_lite.configs.TrainConfig` (its net, loss, data and speed
@@ -118,6 +124,11 @@ def train_throughput(config: TrainConfig, device: torch.device, batch_size: int 
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
     faces = SyntheticFaces(model, 10**9, seed=config.train_seed, config=config.data,
                            device=device)
+    pool: dict[str, torch.Tensor] = {}
+    if config.train_pool:  # like train(): a pool rendered once (untimed), read as uint8
+        items = faces.batch(range(4 * size))
+        pool = {k: v.cpu() for k, v in items.items()}
+        pool["image"] = (pool["image"] * 255).round().to(torch.uint8)
 
     def net_step(batch: dict[str, torch.Tensor]) -> None:  # the training loop's own step
         train_step(net, loss_fn, optimizer, scaler, batch, config, autocast)
@@ -125,9 +136,16 @@ def train_throughput(config: TrainConfig, device: torch.device, batch_size: int 
     steps = iter(range(10**9))
     last: dict[str, dict[str, torch.Tensor]] = {}
 
+    def next_batch(step: int) -> dict[str, torch.Tensor]:
+        if not pool:
+            return faces.batch(range(step * size, step * size + size))
+        index = torch.arange(step * size, step * size + size) % len(pool["image"])
+        batch = {k: v[index].to(device) for k, v in pool.items()}
+        batch["image"] = batch["image"].float() / 255
+        return batch
+
     def whole_step() -> None:
-        start = next(steps) * size
-        last["batch"] = faces.batch(range(start, start + size))
+        last["batch"] = next_batch(next(steps))
         net_step(last["batch"])
 
     # whole steps first (no sync between data and network, as in train.py: on a GPU the next
@@ -206,8 +224,7 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
 
     Args:
         device: where to time everything.
-        batch: rendering batch (default 64 on a GPU, 16 on a CPU: images/s hardly depend on it
-            there, and a 2-core CPU then finishes in about 2-3 minutes).
+        batch: rendering batch (default 64, the training batch of ``default``).
         image_size: rendering size in px.
         repeats: timed repeats per figure (default 10 on a GPU, 3 on a CPU).
         echo: called with a line before each part (progress); ``None`` for silence.
@@ -222,7 +239,7 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
     device = torch.device(device)
     gpu = device.type != "cpu"
     repeats = repeats or (10 if gpu else 3)
-    batch = batch or (64 if gpu else 16)
+    batch = batch or 64
     warmup = 3 if gpu else 1
     say = echo or (lambda _line: None)
     report: dict[str, Any] = {"device": describe(device), "repeats": repeats}
@@ -254,10 +271,17 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
         say(f"timing inference of {name} ({size} px) ...")
         figures: dict[str, float] = {"image_size": size, "params": count_parameters(net),
                                      "macs": count_macs(net, (1, 3, size, size))}
-        figures.update(inference_latency(net, size, device, (1, 64), repeats, warmup))
+        # as inference runs in this package: batch norms folded, kernels channels-last
+        figures.update(inference_latency(for_inference(net), size, device, (1, 64), repeats,
+                                         warmup))
+        unfolded = inference_latency(net, size, device, (1, 64), repeats, warmup)
+        figures.update({f"unfolded_{k}": v for k, v in unfolded.items()})
         figures["gflops"] = 2 * figures["macs"] / (figures["ms_per_image_b64"] / 1000) / 1e9
         figures["of_peak"] = figures["gflops"] / report["peak_gflops"]["float32"]
         report["inference"][name] = figures
+    peer = report["inference"][nets[-1][0]]
+    for figures in report["inference"].values():
+        figures["b1_vs_mobilenet"] = figures["ms_per_image_b1"] / peer["ms_per_image_b1"]
     return report
 
 
@@ -269,23 +293,30 @@ def format_report(report: dict[str, Any]) -> str:
              "peak (one large matmul): " + ", ".join(f"{k} {v:,.0f} GFLOP/s"
                                                      for k, v in peaks.items())]
     r = report["rendering"]
-    lines.append(f"rendering, {r['image_size']} px, batch {r['batch_size']}: renderer alone "
-                 f"{r['render_per_s']:,.1f} images/s; full samples (draw + render + background"
-                 f" + augment) {r['samples_per_s']:,.1f} images/s")
+    lines.append(f"rendering, {r['image_size']} px, batch {r['batch_size']}: full samples (draw +"
+                 f" render + background + augment) {r['samples_per_s']:,.1f} images/s; renderer "
+                 f"alone {r['render_per_s']:,.1f} images/s ({r['backend']}), tensor reference "
+                 f"{r['render_torch_per_s']:,.1f} images/s")
     lines += ["", "training steps (fresh batch + forward + backward + AdamW); net only = "
                   "forward + backward + AdamW",
-              f"  {'config':<12}{'px':>5}{'batch':>7}{'images/s':>10}{'net only':>10}"]
+              f"  {'config':<12}{'px':>5}{'batch':>7}{'images/s':>10}{'net only':>10}"
+              f"{'ratio':>7}"]
     for name, t in report["training"].items():
         lines.append(f"  {name:<12}{t['image_size']:>5}{t['batch_size']:>7}"
-                     f"{t['images_per_s']:>10.1f}{t['net_images_per_s']:>10.1f}")
-    lines += ["", "inference (eval, no_grad); GFLOP/s = 2 MACs x images/s at batch 64",
-              f"  {'network':<24}{'px':>4}{'params':>8}{'MMACs':>8}{'ms/img b1':>11}"
-              f"{'ms/img b64':>12}{'GFLOP/s':>9}{'of fp32 peak':>14}"]
+                     f"{t['images_per_s']:>10.1f}{t['net_images_per_s']:>10.1f}"
+                     f"{t['images_per_s'] / t['net_images_per_s']:>7.2f}")
+    lines += ["", "inference (eval, no_grad, for_inference: batch norm folded, channels-last;"
+                  " plain eval in brackets); "
+                  "GFLOP/s = 2 MACs x images/s at batch 64",
+              f"  {'network':<24}{'px':>4}{'params':>8}{'MMACs':>8}{'ms/img b1':>16}"
+              f"{'ms/img b64':>16}{'GFLOP/s':>9}{'of peak':>9}{'b1/MobileNet':>14}"]
     for name, f in report["inference"].items():
         lines.append(f"  {name:<24}{f['image_size']:>4}{f['params'] / 1e6:>7.2f}M"
-                     f"{f['macs'] / 1e6:>8.1f}{f['ms_per_image_b1']:>11.2f}"
-                     f"{f['ms_per_image_b64']:>12.2f}{f['gflops']:>9.1f}"
-                     f"{100 * f['of_peak']:>13.0f}%")
+                     f"{f['macs'] / 1e6:>8.1f}"
+                     f"{f['ms_per_image_b1']:>8.2f} ({f['unfolded_ms_per_image_b1']:5.2f})"
+                     f"{f['ms_per_image_b64']:>8.2f} ({f['unfolded_ms_per_image_b64']:5.2f})"
+                     f"{f['gflops']:>9.1f}{100 * f['of_peak']:>8.0f}%"
+                     f"{f['b1_vs_mobilenet']:>13.2f}x")
     return "\n".join(lines)
 
 

@@ -42,7 +42,9 @@ def test_time_call_takes_the_median():
 
 def test_render_throughput(default_model):
     figures = speed.render_throughput(default_model, CPU, batch=2, image_size=32, repeats=1)
-    _positive(figures, {"samples_per_s", "render_per_s"})
+    backend = figures.pop("backend")
+    assert backend in ("numba", "torch")
+    _positive(figures, {"samples_per_s", "render_per_s", "render_torch_per_s"})
 
 
 def test_train_throughput(default_model):
@@ -83,10 +85,13 @@ def test_speed_report_has_every_figure(tiny_report_setup):
     _positive(report["peak_gflops"], {"float32"})
     for figures in report["inference"].values():
         _positive(figures, {"image_size", "params", "macs", "ms_per_image_b1",
-                            "ms_per_image_b64", "gflops", "of_peak"})
+                            "ms_per_image_b64", "unfolded_ms_per_image_b1",
+                            "unfolded_ms_per_image_b64", "gflops", "of_peak",
+                            "b1_vs_mobilenet"})
         # achieved GFLOP/s is 2 MACs per image times images/s at batch 64
         assert figures["gflops"] == pytest.approx(
             2 * figures["macs"] / figures["ms_per_image_b64"] * 1000 / 1e9)
+    assert report["inference"]["MobileNetV1 (3DDFA_V2)"]["b1_vs_mobilenet"] == 1.0
     table = speed.format_report(report)
     assert "MobileNetV1 (3DDFA_V2)" in table and "cpu-quick" in table
     json.dumps(report)  # JSON-ready
