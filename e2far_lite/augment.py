@@ -14,13 +14,9 @@ from torch import Tensor
 UNIFORMS = 5
 
 
-def draw_params(generator: torch.Generator, strength: float = 1.0) -> Tensor:
-    """(5,) brightness, contrast, saturation, blur sigma (px), noise std for one item."""
-    return params_from_draws(torch.rand(1, UNIFORMS, generator=generator), strength)[0]
-
-
 def params_from_draws(u: Tensor, strength: float = 1.0) -> Tensor:
-    """The parameters (B, 5) of :func:`draw_params` from (B, 5) uniform draws."""
+    """Per-item parameters (B, 5) from (B, 5) uniform draws: brightness, contrast, saturation,
+    blur sigma (px), noise std."""
     s = strength
     return torch.stack([
         1 + s * 0.25 * (2 * u[:, 0] - 1),
@@ -49,7 +45,8 @@ def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
 
 
 def apply(images: Tensor, params: Tensor, noise: Tensor) -> Tensor:
-    """Apply per-item ``params`` (B, 5) from :func:`draw_params`; ``noise`` is (B, 3, H, W) N(0,1).
+    """Apply per-item ``params`` (B, 5) from :func:`params_from_draws`; ``noise`` is
+    (B, 3, H, W) N(0, 1).
 
     Returns images (B, 3, H, W) in [0, 1], quantised to 8 bits like a real photo.
     """

@@ -41,11 +41,6 @@ MAX_CELLS = 12
 UNIFORMS = 2 + 3 * MAX_CELLS**2 + 3 + 7 + 4
 
 
-def random_background(size: int, generator: torch.Generator) -> Tensor:
-    """One random background (3, size, size) in [0, 1], a pure function of the generator state."""
-    return backgrounds_from_draws(torch.rand(1, UNIFORMS, generator=generator), size)[0]
-
-
 def backgrounds_from_draws(u: Tensor, size: int) -> Tensor:
     """Backgrounds (B, 3, size, size) in [0, 1] from (B, ``UNIFORMS``) uniform draws, made for
     the whole batch at once (items of one kind together).
@@ -79,7 +74,7 @@ def backgrounds_from_draws(u: Tensor, size: int) -> Tensor:
         high = ramp2d.amax((1, 2), keepdim=True)
         ramp2d = (ramp2d - low) / (high - low + 1e-6)
         out.index_copy_(0, rows, a + (b - a) * ramp2d[:, None])
-    # square crops of the bundled photos, resampled bilinearly (as F.interpolate does)
+    # square windows of the bundled photos, from a pyramid resized once per zoom level
     rows = torch.nonzero(kind == KINDS.index("photo")).flatten()
     if len(rows):
         out.index_copy_(0, rows, _photo_crops(u[rows, grid_end + 10:grid_end + 14], size))

@@ -49,7 +49,7 @@ class DataConfig:
     pitch_max: float = 30.0
     roll_max: float = 20.0
     neutral_share: float = 0.2  # share of faces with no expression
-    strong_share: float = 0.0  # share of strong single blend shapes (weight 0.7-1) among them
+    strong_share: float = 0.0  # share of faces whose expression is one blend shape at 0.7-1
     id_scale: float = 1.0  # identity coefficients ~ N(0, id_scale²) in std units
     exp_scale: float = 1.0  # for models without blend shapes: a_exp ~ N(0, exp_scale²)
     distance: tuple[float, float] = (700.0, 1400.0)  # camera distance range, mm

@@ -47,6 +47,11 @@ def available() -> bool:
     return True
 
 
+def _host(x: Tensor) -> np.ndarray:
+    """A float32 CPU array sharing memory with ``x`` where it can (no copy when it already is)."""
+    return x.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
 @functools.cache
 def _kernel():
     import numba
@@ -270,12 +275,9 @@ def finish_numba(image: Tensor, mask: Tensor, background: Tensor | None, params:
     Returns:
         (B, 3, H, W) images in [0, 1], rounded to 1/255 steps.
     """
-    def host(x: Tensor) -> np.ndarray:
-        return x.detach().to("cpu", torch.float32).contiguous().numpy()
-
     out = np.empty(tuple(image.shape), dtype=np.float32)
-    back = host(background) if background is not None else np.zeros((0, 3, 1, 1), np.float32)
-    _finish_kernel()(host(image), host(mask), back, host(params), host(noise_bank),
+    back = _host(background) if background is not None else np.zeros((0, 3, 1, 1), np.float32)
+    _finish_kernel()(_host(image), _host(mask), back, _host(params), _host(noise_bank),
                      offsets.to("cpu", torch.int64).contiguous().numpy(), out)
     return torch.from_numpy(out)
 
@@ -302,17 +304,14 @@ def render_numba(vertices: Tensor, rotate: Tensor, translation: Tensor, focal: T
         image (B, 3, H, W) in [0, 1] (black off the face), face_index (B, H, W) int64,
         bary (B, H, W, 3), depth (B, H, W) mm (``inf`` off the face).
     """
-    def host(x: Tensor) -> np.ndarray:
-        return x.detach().to("cpu", torch.float32).contiguous().numpy()
-
     batch = vertices.shape[0]
     face_index = np.full((batch, size, size), -1, dtype=np.int64)
     bary = np.zeros((batch, size, size, 3), dtype=np.float32)
     depth = np.full((batch, size, size), np.inf, dtype=np.float32)
     image = np.zeros((batch, 3, size, size), dtype=np.float32)
     tri = triangles.detach().to("cpu", torch.int64).contiguous().numpy()
-    _kernel()(host(vertices), host(rotate), host(translation), host(focal), host(centre), tri,
-              host(albedo), host(light_params), np.float32(shininess), bool(cull_backfaces),
+    _kernel()(_host(vertices), _host(rotate), _host(translation), _host(focal), _host(centre), tri,
+              _host(albedo), _host(light_params), np.float32(shininess), bool(cull_backfaces),
               np.float32(near), face_index, bary, depth, image)
     return (torch.from_numpy(image), torch.from_numpy(face_index), torch.from_numpy(bary),
             torch.from_numpy(depth))
