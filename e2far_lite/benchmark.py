@@ -29,12 +29,11 @@ from .camera import weak_perspective_project
 from .configs import TrainConfig, get_config
 from .data import SyntheticFaces
 from .devices import default_device, describe
+from .evaluate import TEST_SEED
 from .fitting import FitConfig, fit_landmarks
 from .metrics import landmark_nme, shape_errors
 from .morphable_model import MorphableModel
 from .regions import REGION_NAMES, vertex_regions
-
-TEST_SEED = 20170721  # the test split's seed: never used for training or model choice
 
 VARIANTS: dict[str, dict] = {
     "full": {},  # fusion CNN for expression + multi-task loss (the paper)

@@ -152,9 +152,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"path: expected an existing checkpoint file, got {str(path)!r}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception as err:  # truncated, not a torch file, or a pickle naming code to run
+    except PermissionError as err:
+        raise ValueError(f"path: cannot read {path.name!r}: {err.strerror}") from None
+    except Exception as err:  # truncated (OSError too), not a torch file, or a pickle naming code
         raise ValueError(f"path: expected an e2far-lite checkpoint (a torch.save file that "
                          f"loads with weights_only=True), got {path.name!r}, refused: "
                          f"{_load_failure(err)}") from None
@@ -183,6 +183,8 @@ def _load_failure(err: Exception) -> str:
     reasons = [line for line in lines if not line.startswith(
         ("Weights only load failed", "Check the documentation", "Please file an issue"))]
     reason = (reasons or lines or ["empty or truncated file"])[0]
+    if isinstance(err, OSError):
+        return f"the file is truncated or damaged ({type(err).__name__}: {reason[:200]})"
     return f"{type(err).__name__}: {reason[:200]}"
 
 

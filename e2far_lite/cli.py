@@ -28,6 +28,7 @@ def _render(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise SystemExit(f"--out: expected a .png file name, got {out.name!r}")
+    _check_writable(out, "--out")
     device = default_device()
     model = MorphableModel.default().to(device)
     faces = SyntheticFaces(model, args.n, seed=args.seed,
@@ -35,9 +36,25 @@ def _render(args: argparse.Namespace) -> None:
     batch = faces.batch(range(args.n))
     fig = image_grid(batch["image"].cpu(), batch["landmarks"].cpu(), batch["visible"].cpu(),
                      ncols=min(8, args.n))
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     print(f"wrote {out}: {args.n} samples, seed {args.seed}, {args.size} px, on {device}")
+
+
+def _check_writable(path: str | Path, flag: str) -> Path:
+    """Refuse, before any work, an output path whose folder cannot take a new file."""
+    import tempfile
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".e2far-write-test-"):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise SystemExit(f"{flag}: cannot write {path}: a file stands where its folder should "
+                         "be") from None
+    except OSError as err:
+        raise SystemExit(f"{flag}: cannot write {path}: {err.strerror or err}") from None
+    return path
 
 
 def _benchmark(args: argparse.Namespace) -> None:
@@ -46,6 +63,8 @@ def _benchmark(args: argparse.Namespace) -> None:
     from .devices import default_device, describe
 
     device = torch.device(args.device) if args.device else default_device()
+    if args.json:
+        _check_writable(args.json, "--json")
     if not args.speed:
         from .benchmark import run_ablation
 
@@ -54,18 +73,15 @@ def _benchmark(args: argparse.Namespace) -> None:
         print((Path(args.out) / "results.md").read_text())
         print(f"wrote {Path(args.out) / 'results.md'} and results.json")
         return
-    import json
-
     from .speed import format_report, speed_report
 
     report = speed_report(device, batch=args.batch, image_size=args.size, repeats=args.repeats,
                           echo=lambda line: print("  " + line, flush=True))
     print(format_report(report))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=1))
-        print(f"wrote {path}")
+        from .evaluate import write_json
+
+        print(f"wrote {write_json(args.json, report)}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -103,27 +119,41 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    import dataclasses
+
     import torch
 
     from .checkpoint import load_checkpoint, read_checkpoint
-    from .devices import default_device, describe
+    from .data import DataConfig
+    from .devices import describe
+    from .evaluate import TEST_SEED, evaluate_net, format_result, write_json
     from .paths import data_dir
-    from .train import format_figures, load_split, mean_shape_baseline, validate
 
-    device = torch.device(args.device) if args.device else default_device()
+    device = torch.device(args.device) if args.device else torch.device("cpu")
+    if args.json:
+        _check_writable(args.json, "--json")
     try:
         net, model, config = load_checkpoint(args.checkpoint, device=device)
         step = read_checkpoint(args.checkpoint)["step"]
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"--checkpoint: {err}") from None
-    seed = config.val_seed if args.seed is None else args.seed
+    seed = TEST_SEED if args.seed is None else args.seed
+    data = (DataConfig(image_size=config.image_size) if args.data == "full"
+            else dataclasses.replace(config.data))
     print(f"device: {describe(device)}")
-    print(f"checkpoint {args.checkpoint} (step {step}, {config.image_size} px); "
-          f"{args.n} faces of seed {seed}")
-    split = load_split(model, config, args.cache_dir or data_dir() / "cache",
-                       num_samples=args.n, seed=seed, device=device)
-    figures = validate(net, model, split)
-    print("  " + format_figures(figures, mean_shape_baseline(model, split)))
+    print(f"checkpoint {args.checkpoint} (step {step}, {config.image_size} px); {args.n} "
+          f"faces of seed {seed}, {args.data} distribution")
+    result = evaluate_net(net, model, data, n=args.n, seed=seed, fit=not args.no_fit,
+                          cache_dir=args.cache_dir or data_dir() / "cache")
+    print(format_result(result))
+    if args.json:
+        result = {"checkpoint": str(args.checkpoint), "step": step, "data": args.data,
+                  "command": "python -m e2far_lite evaluate " + " ".join(args.argv), **result}
+        try:
+            write_json(args.json, result)
+        except OSError as err:
+            raise SystemExit(f"--json: cannot write {args.json}: {err.strerror or err}") from None
+        print(f"wrote {args.json}")
 
 
 def _load_for_photos(checkpoint: str | None):
@@ -155,6 +185,9 @@ def _reconstruct(args: argparse.Namespace) -> None:
         raise SystemExit(f"-o/--out: expected a file name ending in .obj or .ply, got {out.name!r}")
     if args.overlay and Path(args.overlay).suffix.lower() != ".png":
         raise SystemExit(f"--overlay: expected a .png file name, got {Path(args.overlay).name!r}")
+    _check_writable(out, "-o/--out")
+    if args.overlay:
+        _check_writable(args.overlay, "--overlay")
     try:
         image = photo.load_image(args.photo)
     except (FileNotFoundError, ValueError) as err:
@@ -188,7 +221,6 @@ def _reconstruct(args: argparse.Namespace) -> None:
               f"roll {roll:+.0f}°")
     if args.overlay:
         fig = photo.overlay_figure(image, faces, model, title=name)
-        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.overlay, dpi=120)
         print(f"wrote {args.overlay}")
 
@@ -246,12 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where rendered splits are cached (default: data/cache)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="validation figures of a checkpoint")
+    p = sub.add_parser("evaluate", help="a checkpoint, the mean shape and perfect-landmark "
+                                        "fitting, scored on the same test faces")
     p.add_argument("--checkpoint", required=True, help="a .pt file from train")
-    p.add_argument("--n", type=int, default=256, help="validation faces")
+    p.add_argument("--n", type=int, default=256, help="test faces (default: 256)")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the faces (default: the run's validation seed)")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+                   help="seed of the faces (default: the test split's, never trained on)")
+    p.add_argument("--data", choices=("full", "train"), default="full",
+                   help="full: the full distribution at the checkpoint's input size "
+                        "(default); train: the distribution the checkpoint was trained on")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--no-fit", action="store_true",
+                   help="skip the fitting baseline (about 40 ms per face)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     p.add_argument("--cache-dir", default=None,
                    help="where rendered splits are cached (default: data/cache)")
     p.set_defaults(func=_evaluate)
@@ -282,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:] if argv else []
     if getattr(args, "command", None) == "train" and args.out is None:
         args.out = f"runs/{args.config}"
     for name in ("n", "size", "batch", "repeats"):

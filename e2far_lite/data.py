@@ -49,7 +49,7 @@ class DataConfig:
     pitch_max: float = 30.0
     roll_max: float = 20.0
     neutral_share: float = 0.2  # share of faces with no expression
-    strong_share: float = 0.0  # share of faces whose expression is one blend shape at 0.7-1
+    strong_share: float = 0.25  # share of faces whose expression is one blend shape at 0.7-1
     id_scale: float = 1.0  # identity coefficients ~ N(0, id_scale²) in std units
     exp_scale: float = 1.0  # for models without blend shapes: a_exp ~ N(0, exp_scale²)
     distance: tuple[float, float] = (700.0, 1400.0)  # camera distance range, mm
@@ -328,6 +328,13 @@ def _fingerprint(faces: SyntheticFaces) -> str:
     return h.hexdigest()[:16]
 
 
+def _made_by_other_generator(meta_path: Path) -> bool:
+    try:
+        return json.loads(meta_path.read_text()).get("generator_version") != GENERATOR_VERSION
+    except (OSError, ValueError):
+        return False
+
+
 def cached_split(faces: SyntheticFaces, cache_dir: str | os.PathLike, shard_size: int = 256,
                  batch_size: int = 64, progress: bool = False) -> dict[str, Tensor]:
     """All items of ``faces`` as one dict of tensors (CPU), cached on disk as shards.
@@ -344,9 +351,9 @@ def cached_split(faces: SyntheticFaces, cache_dir: str | os.PathLike, shard_size
         shards = [torch.load(folder / name, weights_only=True) for name in meta["shards"]]
         return {k: torch.cat([s[k] for s in shards]) if k != "image" else
                 torch.cat([s[k] for s in shards]).float() / 255 for k in shards[0]}
-    if any(p != folder and p.name.endswith(f"-n{len(faces)}") for p in stale):
-        warnings.warn(f"cache in {cache_dir} was made by another generator or config; "
-                      "rebuilding it", stacklevel=2)
+    if any(_made_by_other_generator(p / "meta.json") for p in stale):
+        warnings.warn(f"cache in {cache_dir} holds splits of an older data generator; "
+                      f"rendering this one anew (the old ones can be deleted)", stacklevel=2)
     from tqdm.auto import tqdm
 
     folder.mkdir(parents=True, exist_ok=True)

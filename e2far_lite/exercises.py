@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from .morphable_model import MorphableModel
 
 
@@ -64,16 +62,17 @@ def _unit_identity_error() -> float:
 
 
 def _worst_region() -> str:
-    from .benchmark import test_split
     from .checkpoint import pretrained
+    from .data import DataConfig
+    from .evaluate import held_out_faces, predict
     from .metrics import shape_errors
     from .paths import is_smoke
     from .regions import REGION_NAMES, vertex_regions
 
-    net, model, config, _ = pretrained()
-    split = test_split(model, config, 16 if is_smoke() else 256, torch.device("cpu"))
-    with torch.no_grad():
-        errors = shape_errors(model, net(split["image"]), split, vertex_regions(model))
+    net, model, _, _ = pretrained()
+    split = held_out_faces(model, DataConfig(image_size=net.config.image_size),
+                           16 if is_smoke() else 256)
+    errors = shape_errors(model, predict(net, split["image"]), split, vertex_regions(model))
     means = [float(errors[f"region/{r}"].nanmean()) for r in REGION_NAMES]
     return REGION_NAMES[max(range(len(means)), key=means.__getitem__)]
 

@@ -85,7 +85,8 @@ def orthonormal_basis(modes: Tensor, variance: float = 0.995) -> tuple[Tensor, T
     flat = modes.reshape(modes.shape[0], -1)
     _, s, vt = torch.linalg.svd(flat, full_matrices=False)
     explained = (s**2).cumsum(0) / (s**2).sum()
-    keep = int((explained < variance).sum()) + 1
+    # at most all components: with variance=1.0 rounding can leave explained[-1] just below 1
+    keep = min(int((explained < variance).sum()) + 1, len(s))
     return vt[:keep].reshape(keep, *modes.shape[1:]), s[:keep], explained
 
 

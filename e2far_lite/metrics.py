@@ -157,6 +157,10 @@ def shape_errors(model, pred_coeffs: dict, target_coeffs: dict,
 
     - ``"total"``: the full shape (identity + expression), RMSE after rigid alignment.
     - ``"neutral"``: the identity (neutral) shapes only, RMSE after rigid alignment.
+    - ``"total_sim"``, ``"neutral_sim"``: the same after a similarity alignment (one uniform
+      scale fitted as well, as NoW-style benchmarks do). A face k times larger at k times the
+      distance casts the same image, so its absolute size cannot be read from one photo; these
+      two measure the shape alone.
     - ``"expression"``: the expression offsets ``expression_offset(a_exp)``, compared directly
       without alignment. An offset is a displacement field measured from the neutral face in
       the model frame, so there is no pose to remove; aligning would instead let a rotation
@@ -184,9 +188,14 @@ def shape_errors(model, pred_coeffs: dict, target_coeffs: dict,
     p_neutral, t_neutral = model.neutral(p_id), model.neutral(t_id)
     p_offset, t_offset = model.expression_offset(p_exp), model.expression_offset(t_exp)
     total = per_vertex_error(p_neutral + p_offset, t_neutral + t_offset, align=True)
+    p_total, t_total = p_neutral + p_offset, t_neutral + t_offset
     out = {
         "total": _masked_rmse(total, None),
         "neutral": vertex_rmse(p_neutral, t_neutral, align=True),
+        "total_sim": _masked_rmse((_rigid_align(p_total, t_total, scale=True) - t_total)
+                                  .norm(dim=-1), None),
+        "neutral_sim": _masked_rmse((_rigid_align(p_neutral, t_neutral, scale=True)
+                                     - t_neutral).norm(dim=-1), None),
         "expression": vertex_rmse(p_offset, t_offset, align=False),
     }
     for i, name in enumerate(REGION_NAMES):

@@ -153,6 +153,10 @@ def _read_file(path: Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise ValueError(f"{path.name}: not an image file Pillow can read (expected JPEG, PNG, "
                          f"BMP, TIFF, WebP, ...; got {_sniff(path)})") from None
+    except Image.DecompressionBombError as err:
+        reason = str(err).split(", could be")[0]  # "Image size (N pixels) exceeds limit of M"
+        raise ValueError(f"{path.name}: refused as a possible decompression bomb ({reason}); "
+                         "scale the photo down first") from None
     except OSError as err:
         raise ValueError(f"{path.name}: a broken or truncated {_kind_of(path)} image "
                          f"({err})") from None

@@ -133,11 +133,11 @@ def load_split(model: MorphableModel, config: TrainConfig, cache_dir: str | os.P
     """The fixed validation split (CPU tensors), rendered once and cached in ``cache_dir``.
 
     Items ``0 .. num_samples - 1`` of ``SyntheticFaces(model, seed=config.val_seed)`` drawn with
-    ``config.data`` (``num_samples`` defaults to ``config.val_size``).
+    ``config.validation_data`` (``num_samples`` defaults to ``config.val_size``).
     """
     faces = SyntheticFaces(model, num_samples or config.val_size,
                            seed=config.val_seed if seed is None else seed,
-                           config=config.data, device=device)
+                           config=config.validation_data, device=device)
     return cached_split(faces, cache_dir)
 
 
@@ -147,8 +147,13 @@ def _chunks(split: dict[str, Tensor], batch_size: int, device: torch.device):
         yield {k: v[start:start + batch_size].to(device) for k, v in split.items()}
 
 
+#: Shape figures of :func:`validate` (each reported as ``<name>_mm``): rigid and similarity
+#: alignment of the whole face and of the neutral face, and the expression offsets.
+SHAPE_FIGURES = ("total", "neutral", "total_sim", "neutral_sim", "expression")
+
+
 def _shape_figures(errors: dict[str, Tensor]) -> dict[str, float]:
-    return {f"{key}_mm": float(errors[key].mean()) for key in ("total", "neutral", "expression")}
+    return {f"{key}_mm": float(errors[key].mean()) for key in SHAPE_FIGURES}
 
 
 @torch.no_grad()
@@ -158,7 +163,8 @@ def validate(net: E2FARNet, model: MorphableModel, split: dict[str, Tensor],
     """Validation errors of ``net`` on ``split`` (a dict from :func:`load_split`).
 
     Returns:
-        ``total_mm``, ``neutral_mm``, ``expression_mm``: mean per-face vertex RMSE in mm;
+        ``total_mm``, ``neutral_mm``, ``total_sim_mm``, ``neutral_sim_mm``, ``expression_mm``:
+        mean per-face vertex RMSE in mm (see :data:`SHAPE_FIGURES`);
         ``nme_pct``: mean landmark NME in % of the face size. The network is left in the
         mode it came in.
     """
@@ -167,7 +173,7 @@ def validate(net: E2FARNet, model: MorphableModel, split: dict[str, Tensor],
     labels = vertex_regions(model)
     was_training = net.training
     net.eval()
-    parts: dict[str, list[Tensor]] = {"total": [], "neutral": [], "expression": [], "nme": []}
+    parts: dict[str, list[Tensor]] = {key: [] for key in (*SHAPE_FIGURES, "nme")}
     try:
         for batch in _chunks(split, batch_size, device):
             images = batch["image"]
@@ -178,7 +184,7 @@ def validate(net: E2FARNet, model: MorphableModel, split: dict[str, Tensor],
                 out = net(images)
             pred = {k: out[k].float() for k in ("a_id", "a_exp", "pose")}
             errors = shape_errors(model, pred, batch, labels)
-            for key in ("total", "neutral", "expression"):
+            for key in SHAPE_FIGURES:
                 parts[key].append(errors[key])
             points = model.landmark_points(pred["a_id"], pred["a_exp"])
             landmarks = weak_perspective_project(points, pred["pose"])
@@ -193,7 +199,7 @@ def validate(net: E2FARNet, model: MorphableModel, split: dict[str, Tensor],
 @torch.no_grad()
 def mean_shape_baseline(model: MorphableModel, split: dict[str, Tensor]) -> dict[str, float]:
     """Errors of predicting the mean face (``a_id = a_exp = 0``) for every face of ``split``:
-    ``total_mm``, ``neutral_mm``, ``expression_mm`` as in :func:`validate`."""
+    the shape figures of :func:`validate`."""
     device = model.mean.device
     target = {"a_id": split["a_id"].float().to(device), "a_exp": split["a_exp"].float().to(device)}
     zero = {k: torch.zeros_like(v) for k, v in target.items()}
@@ -203,7 +209,7 @@ def mean_shape_baseline(model: MorphableModel, split: dict[str, Tensor]) -> dict
 def format_figures(figures: dict[str, float], baseline: dict[str, float] | None = None) -> str:
     """One line: ``vertex RMSE total 2.10 mm (mean shape 3.05 mm, -31%), neutral ...``."""
     parts = []
-    for key in ("total", "neutral", "expression"):
+    for key in ("total", "total_sim", "expression"):
         value = figures[f"{key}_mm"]
         text = f"{key} {value:.3f} mm"
         if baseline is not None:

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -96,10 +98,14 @@ def test_cache_reloads_identically_and_is_invalidated(tmp_path, default_model, m
     for key in first:
         assert torch.equal(first[key], again[key]), key
     assert_same_faces(first, direct)  # 8-bit images: nothing lost but rounding
+    other = SyntheticFaces(default_model, 10, seed=6, config=DataConfig(image_size=32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same generator, another seed: no warning
+        cached_split(other, tmp_path, shard_size=4)
     monkeypatch.setattr(data_module, "GENERATOR_VERSION", data_module.GENERATOR_VERSION + 1)
-    with pytest.warns(UserWarning, match="rebuilding"):
+    with pytest.warns(UserWarning, match="older data generator"):
         cached_split(faces, tmp_path, shard_size=4)
-    assert len(list(tmp_path.glob("split-*"))) == 2
+    assert len(list(tmp_path.glob("split-*"))) == 3
 
 
 def test_bad_data_input(default_model):

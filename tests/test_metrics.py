@@ -105,7 +105,7 @@ def test_shape_errors_keys_and_zero_for_identical(default_model):
     coeffs = {"a_id": torch.randn(2, default_model.num_id, generator=g),
               "a_exp": 0.5 * torch.randn(2, default_model.num_exp, generator=g)}
     errors = shape_errors(default_model, coeffs, coeffs)
-    assert set(errors) == {"total", "neutral", "expression",
+    assert set(errors) == {"total", "neutral", "total_sim", "neutral_sim", "expression",
                            *(f"region/{n}" for n in REGION_NAMES)}
     for key, value in errors.items():
         assert value.shape == (2,), key
@@ -130,6 +130,22 @@ def test_shape_errors_split_identity_and_expression(default_model):
     for i, name in enumerate(REGION_NAMES):
         expected = full[:, labels == i].pow(2).mean(1).sqrt()
         assert torch.allclose(errors[f"region/{name}"], expected, rtol=1e-4), name
+
+
+def test_similarity_figures_forgive_size_only(default_model):
+    g = torch.Generator().manual_seed(2)
+    target = {"a_id": torch.randn(8, default_model.num_id, generator=g),
+              "a_exp": torch.randn(8, default_model.num_exp, generator=g)}
+    pred = {"a_id": torch.zeros(8, default_model.num_id),
+            "a_exp": torch.zeros(8, default_model.num_exp)}
+    errors = shape_errors(default_model, pred, target)
+    assert bool((errors["total_sim"] <= errors["total"] + 1e-5).all())
+    assert bool((errors["neutral_sim"] <= errors["neutral"] + 1e-5).all())
+    # the similarity figure is the RMSE after Umeyama's alignment, scale included
+    p = default_model.neutral(pred["a_id"])
+    t = default_model.neutral(target["a_id"])
+    expected = (rigid_align(p, t, scale=True) - t).norm(dim=-1).pow(2).mean(1).sqrt()
+    assert torch.allclose(errors["neutral_sim"], expected, rtol=1e-5)
 
 
 def test_shape_errors_bad_inputs(default_model):

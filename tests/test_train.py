@@ -134,7 +134,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     main(["evaluate", "--checkpoint", str(out / "last.pt"), "--n", "8", "--device", "cpu",
           "--cache-dir", str(tmp_path / "cache")])
     printed = capsys.readouterr().out
-    assert "step 4" in printed and "mean shape" in printed
+    assert "step 4" in printed and "mean_shape" in printed and "fit_true_landmarks" in printed
     with pytest.raises(SystemExit, match="--config"):
         main(["train", "--config", "nope", "--out", str(out)])
 

@@ -1,0 +1,71 @@
+"""Bad inputs on the command line end in one clear line and a non-zero exit, writing nothing."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from e2far_lite.checkpoint import SHIPPED_FILE
+from e2far_lite.cli import main
+from e2far_lite.paths import data_dir
+
+SHIPPED = data_dir() / SHIPPED_FILE
+
+
+def _huge_png_header(path, width: int = 20_000, height: int = 20_000) -> None:
+    """A PNG whose header claims width x height pixels (a decompression bomb's signature)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IHDR")
+    data[start + 4:start + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[start:start + 17])) & 0xFFFFFFFF
+    data[start + 17:start + 21] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+
+
+def test_truncated_checkpoint(tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(SHIPPED.read_bytes()[:30_000])
+    with pytest.raises(SystemExit, match=r"--checkpoint: .*'broken.pt'.*truncated or damaged"):
+        main(["evaluate", "--checkpoint", str(broken), "--n", "2", "--no-fit"])
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (64, 64)).save(photo)
+    with pytest.raises(SystemExit, match=r"--checkpoint: .*'broken.pt'"):
+        main(["reconstruct", str(photo), "--box", "0", "0", "64", "64", "--checkpoint",
+              str(broken), "-o", str(tmp_path / "face.obj")])
+    assert not (tmp_path / "face.obj").exists()
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    bomb = tmp_path / "huge.png"
+    _huge_png_header(bomb)
+    with pytest.raises(SystemExit, match=r"huge.png: refused as a possible decompression bomb"):
+        main(["reconstruct", str(bomb), "-o", str(tmp_path / "face.obj")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.png"]
+
+
+@pytest.mark.parametrize("command", [
+    ["render", "--n", "1", "--out", "{blocked}/samples.png"],
+    ["evaluate", "--checkpoint", str(SHIPPED), "--n", "2", "--no-fit", "--json",
+     "{blocked}/figures.json"],
+    ["reconstruct", "{photo}", "--box", "0", "0", "64", "64", "-o", "{blocked}/face.obj"],
+    ["reconstruct", "{photo}", "--box", "0", "0", "64", "64", "-o", "{tmp}/face.obj",
+     "--overlay", "{blocked}/overlay.png"],
+], ids=["render", "evaluate", "reconstruct", "overlay"])
+def test_unwritable_output_folder(tmp_path, command):
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (64, 64)).save(photo)
+    blocked = tmp_path / "a-file"  # a file where the output's folder should be
+    blocked.write_text("not a folder")
+    argv = [a.format(blocked=blocked, photo=photo, tmp=tmp_path) for a in command]
+    flag = argv[argv.index(next(a for a in argv if "a-file" in a)) - 1]
+    flag = {"-o": "-o/--out"}.get(flag, flag)
+    with pytest.raises(SystemExit, match=f"^{flag}: cannot write .*a file stands where its "
+                                         "folder should be"):
+        main(argv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "face.png"]
