@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -778,8 +779,48 @@ def probe_batch(net: E2FARNet, model: MorphableModel, data: DataConfig | None = 
     return cached_split(faces, cache_dir or data_dir() / "cache")
 
 
+# ------------------------------------------------------------------- is the answer stable?
+def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tensor],
+                  probe_seed: int = 0, attribution_faces: int = 32) -> dict[str, object]:
+    """The chapter's three answers, measured on one set of faces, as rankings.
+
+    Args:
+        net, model: the network and its model.
+        faces: a batch from :func:`probe_batch` (N >= 64 faces).
+        probe_seed: the probes' train/test split seed.
+        attribution_faces: faces used for gradient × activation.
+
+    Returns:
+        ``"ablation"``: the tap whose mean ablation costs the expression most, with every tap's
+        cost in mm; ``"depth"``: expression's and identity's attribution depth and which is
+        lower (``"expression"`` = expression leans on earlier layers); ``"best_probe"``: the
+        layer whose probe reads each target best, with the R² of every layer.
+    """
+    batch = {key: value[:64] for key, value in faces.items()}
+    costs = {tap: change["expression"]
+             for tap, change in tap_ablation(net, batch, model, "mean").items()}
+    images = batch["image"][:attribution_faces]
+    depth = {target: attribution_depth(layer_attribution(net, images, model, target))
+             for target in TARGETS}
+    probes = linear_probes(net, faces, model, seed=probe_seed)
+    return {
+        "ablation": {"first": max(costs, key=costs.__getitem__), "costs_mm": costs},
+        "depth": {**depth, "earlier": min(depth, key=depth.__getitem__)},
+        "best_probe": {**{target: best_layer(probes, target) for target in TARGETS},
+                       "r2": probes},
+    }
+
+
+def same_answers(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, bool]:
+    """Whether two :func:`layer_answers` give the same ranking, question by question."""
+    return {"ablation": a["ablation"]["first"] == b["ablation"]["first"],
+            "depth": a["depth"]["earlier"] == b["depth"]["earlier"],
+            **{f"best_probe/{t}": a["best_probe"][t] == b["best_probe"][t] for t in TARGETS}}
+
+
 __all__ = ["TARGETS", "METHODS", "ABLATION_MODES", "RIDGES", "evaluating", "heads",
            "forward_from", "target_function", "vertex_errors", "coefficient_errors",
            "tap_ablation", "IntegratedGradients", "integrated_gradients", "layer_attribution",
            "per_sample_attribution", "tap_attribution", "attribution_depth", "pooled_features",
-           "probe_r2", "linear_probes", "best_layer", "probe_batch"]
+           "probe_r2", "linear_probes", "best_layer", "probe_batch", "layer_answers",
+           "same_answers"]

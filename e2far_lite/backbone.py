@@ -32,7 +32,9 @@ _PIXEL_STD = (0.229, 0.224, 0.225)
 class BackboneConfig:
     arch: str = "lite"  # "lite" (below), or torchvision "vgg16_bn" / "resnet18"
     widths: tuple[int, ...] = (16, 32, 64, 128, 256)  # channels of blocks 1..5 (lite only)
-    convs_per_block: int = 2  # 3x3 convs before each 2x2 max pool (lite only)
+    # 3x3 convs before each 2x2 max pool (lite only): one number for every block, or one per
+    # block, e.g. (1, 1, 2, 2, 2) to spend less time on the large, thin maps of blocks 1-2
+    convs_per_block: int | tuple[int, ...] = 2
     batch_norm: bool = True  # conv -> BN -> ReLU (lite only)
     pretrained: bool = False  # torchvision archs: load ImageNet weights (downloads once)
 
@@ -111,14 +113,18 @@ class VGGBackbone(TappedBackbone):
         if len(config.widths) != len(TAP_NAMES):
             raise ValueError(f"config.widths: expected {len(TAP_NAMES)} block widths, "
                              f"got {len(config.widths)}")
-        if config.convs_per_block < 1:
-            raise ValueError(f"config.convs_per_block: expected >= 1, "
-                             f"got {config.convs_per_block}")
+        convs = config.convs_per_block
+        counts = (convs,) * len(TAP_NAMES) if isinstance(convs, int) else tuple(convs)
+        if len(counts) != len(TAP_NAMES) or any(
+                isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
+            raise ValueError(f"config.convs_per_block: expected an integer >= 1 or "
+                             f"{len(TAP_NAMES)} of them, got {convs!r}")
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels = 3
-        for block, (tap, width) in enumerate(zip(TAP_NAMES, config.widths, strict=True), start=1):
+        for block, (tap, width, count) in enumerate(
+                zip(TAP_NAMES, config.widths, counts, strict=True), start=1):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
-            for j in range(1, config.convs_per_block + 1):
+            for j in range(1, count + 1):
                 layers[f"conv{block}_{j}"] = nn.Conv2d(
                     in_channels, width, 3, padding=1, bias=not config.batch_norm)
                 if config.batch_norm:

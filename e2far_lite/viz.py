@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from torch import Tensor
 
 
@@ -184,4 +185,37 @@ def image_row(images: Tensor | Sequence[Tensor], titles: Sequence[str] | None = 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def error_colors(errors: Tensor, vmax: float, colormap: str = "inferno") -> Tensor:
+    """Per-vertex errors as colours for ``render_preview(..., albedo=...)``.
+
+    Args:
+        errors: (B, V) errors in mm.
+        vmax: the error (mm) drawn with the colormap's last colour; 0 mm gets its first.
+        colormap: a matplotlib colormap name.
+
+    Returns:
+        (B, V, 3) RGB in [0, 1], on the device of ``errors``.
+    """
+    import matplotlib
+
+    if vmax <= 0:
+        raise ValueError(f"vmax: expected > 0 mm, got {vmax}")
+    scaled = (errors.detach().float().cpu() / vmax).clamp(0, 1).numpy()
+    rgb = matplotlib.colormaps[colormap](scaled)[..., :3]
+    return torch.as_tensor(rgb, dtype=torch.float32, device=errors.device)
+
+
+def error_colorbar(vmax: float, colormap: str = "inferno", label: str = "error (mm)"):
+    """A thin horizontal colour bar from 0 to ``vmax`` mm, for rows drawn with
+    :func:`error_colors`. Returns the figure."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 0.45))
+    fig.colorbar(matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, vmax), colormap),
+                 cax=ax, orientation="horizontal", label=label)
+    fig.subplots_adjust(bottom=0.6, top=0.95, left=0.05, right=0.95)
     return fig

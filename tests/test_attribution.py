@@ -215,6 +215,26 @@ def test_linear_probes_recover_a_linear_target(net, model):
     assert A.best_layer(probes, "expression") == "pool3"
 
 
+def test_layer_answers_and_their_comparison(net, model):
+    g = torch.Generator().manual_seed(5)
+    images = torch.rand(64, 3, 64, 64, generator=g)
+    pooled = A.pooled_features(net, images, grid=2)
+    faces = {"image": images,
+             "a_exp": pooled["pool3"] @ torch.randn(32, model.num_exp, generator=g),
+             "a_id": torch.randn(64, model.num_id, generator=g)}
+    answers = A.layer_answers(net, model, faces, attribution_faces=8)
+    assert answers["best_probe"]["expression"] == "pool3"
+    costs = answers["ablation"]["costs_mm"]
+    assert answers["ablation"]["first"] == max(costs, key=costs.get)
+    depth = answers["depth"]
+    assert depth["earlier"] == min(("expression", "identity"), key=depth.get)
+    assert all(A.same_answers(answers, answers).values())
+    other = {**answers, "depth": {**depth, "earlier": "other"}}
+    assert A.same_answers(answers, other) == {"ablation": True, "depth": False,
+                                              "best_probe/expression": True,
+                                              "best_probe/identity": True}
+
+
 def test_vertex_space_r2_matches_the_explicit_offsets(model):
     g = torch.Generator().manual_seed(6)
     truth, guess = torch.randn(30, model.num_exp, generator=g), torch.randn(30, model.num_exp,

@@ -68,6 +68,17 @@ def test_variants_without_batch_norm_and_one_conv():
     assert net(torch.rand(1, 3, 32, 32))["pool5"].shape == (1, 8, 1, 1)
 
 
+def test_convs_per_block_per_block():
+    net = VGGBackbone(BackboneConfig(widths=(4, 4, 8, 8, 8), convs_per_block=(1, 1, 2, 2, 3)))
+    convs = [sum(isinstance(m, nn.Conv2d) for m in stage.modules())
+             for stage in net.stages.values()]
+    assert convs == [1, 1, 2, 2, 3]
+    assert net(torch.rand(1, 3, 32, 32))["pool5"].shape == (1, 8, 1, 1)
+    for bad in ((1, 2), (1, 1, 0, 2, 2), 0, (1, 1, 2.0, 2, 2)):
+        with pytest.raises(ValueError, match="config.convs_per_block: expected an integer"):
+            VGGBackbone(BackboneConfig(convs_per_block=bad))
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 100, 128), (2, 1, 64, 64), (3, 64, 64), (2, 3, 16, 16)])
 def test_bad_image_shapes_name_images(backbone, shape):
     with pytest.raises(ValueError, match=r"images: expected shape \(B, 3, H, W\).*got " +

@@ -16,6 +16,7 @@ from e2far_lite.checkpoint import (
     save_checkpoint,
 )
 from e2far_lite.configs import PRESETS, TrainConfig, config_differences, get_config
+from e2far_lite.data import DataConfig
 from e2far_lite.network import E2FARNet
 
 
@@ -109,6 +110,13 @@ def test_config_dict_round_trip_through_json():
         assert again == config, name
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"stepz": 3})
+    # an optional sub-config (the validation distribution) survives JSON too
+    config = get_config("smoke", val_data=DataConfig(yaw_max=10.0))
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.validation_data.yaw_max == 10.0
+    assert again.val_data.image_size == config.image_size
+    plain = get_config("smoke")
+    assert plain.val_data is None and plain.validation_data is plain.data
 
 
 def test_image_size_is_set_in_one_place():

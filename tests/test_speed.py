@@ -81,7 +81,7 @@ def test_speed_report_has_every_figure(tiny_report_setup):
                            "inference"}
     assert set(report["training"]) == {"default", "cpu-quick"}
     assert set(report["inference"]) == {"E2FARNet default", "E2FARNet cpu-quick",
-                                        "MobileNetV1 (3DDFA_V2)"}
+                                        "E2FARNet cpu-full", "MobileNetV1 (3DDFA_V2)"}
     _positive(report["peak_gflops"], {"float32"})
     for figures in report["inference"].values():
         _positive(figures, {"image_size", "params", "macs", "ms_per_image_b1",

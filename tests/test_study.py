@@ -1,0 +1,72 @@
+"""The recipe study: each lever changes what it says, runs resume, verdicts follow intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from e2far_lite.data import DataConfig
+from e2far_lite.study import (
+    LEVERS,
+    PLANS,
+    claims,
+    lever_config,
+    plot_study,
+    run_study,
+    summary,
+    verdict,
+)
+
+
+def test_levers_change_one_thing():
+    plan = PLANS["cpu"]
+    base = lever_config("base", 0, plan)
+    assert base.image_size == 64 and base.steps == plan.steps
+    assert base.val_data == DataConfig(image_size=64)  # validation: the full distribution
+    assert lever_config("size96", 0, plan).image_size == 96
+    assert lever_config("size96", 0, plan).val_data.image_size == 96
+    subtle = lever_config("subtle", 0, plan)
+    assert subtle.data.strong_share == 0 and subtle.val_data.strong_share > 0
+    assert not lever_config("no_fusion", 0, plan).net.fusion_enabled
+    assert not lever_config("single_task", 1, plan).loss.multi_task
+    assert base.net.backbone.widths == (8, 16, 32, 64, 128)
+    assert lever_config("wide", 0, plan).net.backbone.widths == (16, 32, 64, 128, 256)
+    assert lever_config("wide", 0, plan).net.backbone.convs_per_block == (1, 1, 2, 2, 2)
+    assert lever_config("pool", 0, plan).train_pool == 4096
+    seeded = lever_config("base", 2, plan)
+    assert (seeded.seed, seeded.train_seed) == (2, 1002)
+    assert all(len(lever.seeds) >= 2 for lever in LEVERS.values())
+
+
+def test_verdicts():
+    assert verdict(0.2, 0.1) == "yes"
+    assert verdict(-0.2, 0.1) == "no, the opposite"
+    assert verdict(0.05, 0.1) == "no detectable effect at this scale"
+    assert verdict(0.2, math.nan).startswith("not measured")
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_resumes_and_plots(tmp_path):
+    out = tmp_path / "study.json"
+    kwargs = dict(plan="smoke", levers=("base", "no_fusion"), runs_dir=tmp_path / "runs",
+                  cache_dir=str(tmp_path / "cache"), progress=False)
+    results = run_study(out, **kwargs)
+    assert sorted(results["runs"]) == ["base/seed0", "base/seed1", "base/seed2",
+                                       "no_fusion/seed0", "no_fusion/seed1", "no_fusion/seed2"]
+    run = results["runs"]["base/seed0"]
+    assert [p["faces"] for p in run["curve"]] == [0, 8, 16]
+    assert run["test"]["network"]["total_sim_mm"] > 0
+    assert json.loads(out.read_text())["runs"].keys() == results["runs"].keys()
+    stamp = out.stat().st_mtime_ns
+    run_study(out, **kwargs)  # everything is there: nothing retrains, nothing is rewritten
+    assert out.stat().st_mtime_ns == stamp
+    table = summary(results, "expression_mm")
+    assert table["no_fusion"]["seeds"] == 3 and "vs_base_ci95" in table["no_fusion"]
+    rows = {row["lever"]: row for row in claims(results)}
+    assert rows["single_task"]["verdict"] == "not run"
+    assert rows["no_fusion"]["verdict"] in ("yes", "no, the opposite",
+                                            "no detectable effect at this scale")
+    fig = plot_study(results, tmp_path / "study.png")
+    assert (tmp_path / "study.png").stat().st_size > 1000 and len(fig.axes) == 2
