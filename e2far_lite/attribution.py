@@ -784,18 +784,27 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
                   probe_seed: int = 0, attribution_faces: int = 32) -> dict[str, object]:
     """The chapter's three answers, measured on one set of faces, as rankings.
 
+    The ablation reads the first 64 faces, gradient × activation the first
+    ``attribution_faces`` of those, the probes all N (as the notebook's cells do).
+
     Args:
         net, model: the network and its model.
-        faces: a batch from :func:`probe_batch` (N >= 64 faces).
+        faces: a batch from :func:`probe_batch`, N >= 64 faces.
         probe_seed: the probes' train/test split seed.
-        attribution_faces: faces used for gradient × activation.
+        attribution_faces: faces used for gradient × activation, at most 64.
 
     Returns:
         ``"ablation"``: the tap whose mean ablation costs the expression most, with every tap's
         cost in mm; ``"depth"``: expression's and identity's attribution depth and which is
-        lower (``"expression"`` = expression leans on earlier layers); ``"best_probe"``: the
+        lower (``"expression"`` = expression leans on earlier layers; None when a depth is
+        undefined because every share is 0); ``"best_probe"``: the
         layer whose probe reads each target best, with the R² of every layer.
     """
+    _check_batch(faces, net, "faces")
+    if len(faces["image"]) < 64:
+        raise ValueError(f"faces: expected at least 64 faces, got {len(faces['image'])}")
+    if not 1 <= attribution_faces <= 64:
+        raise ValueError(f"attribution_faces: expected 1 .. 64, got {attribution_faces}")
     batch = {key: value[:64] for key, value in faces.items()}
     costs = {tap: change["expression"]
              for tap, change in tap_ablation(net, batch, model, "mean").items()}
@@ -805,7 +814,8 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
     probes = linear_probes(net, faces, model, seed=probe_seed)
     return {
         "ablation": {"first": max(costs, key=costs.__getitem__), "costs_mm": costs},
-        "depth": {**depth, "earlier": min(depth, key=depth.__getitem__)},
+        "depth": {**depth, "earlier": None if any(math.isnan(d) for d in depth.values())
+                  else min(depth, key=depth.__getitem__)},
         "best_probe": {**{target: best_layer(probes, target) for target in TARGETS},
                        "r2": probes},
     }

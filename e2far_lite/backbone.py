@@ -114,7 +114,7 @@ class VGGBackbone(TappedBackbone):
             raise ValueError(f"config.widths: expected {len(TAP_NAMES)} block widths, "
                              f"got {len(config.widths)}")
         convs = config.convs_per_block
-        counts = (convs,) * len(TAP_NAMES) if isinstance(convs, int) else tuple(convs)
+        counts = tuple(convs) if isinstance(convs, (tuple, list)) else (convs,) * len(TAP_NAMES)
         if len(counts) != len(TAP_NAMES) or any(
                 isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
             raise ValueError(f"config.convs_per_block: expected an integer >= 1 or "

@@ -4,7 +4,8 @@ Commands:
     render      write a grid of synthetic training samples as a PNG
     benchmark   the ablation table (``--mode quick|full|smoke``) or speed figures (``--speed``)
     train       train E2FARNet from a preset (``--config cpu-quick``), writing into ``--out``
-    evaluate    validation figures of a checkpoint (``--checkpoint runs/cpu-quick/last.pt``)
+    evaluate    a checkpoint, the mean shape and perfect-landmark fitting on the same test
+                faces (``--checkpoint data/e2far_lite.pt --json figures.json``)
     reconstruct the face in a photo, as .obj/.ply (``photo.jpg -o face.obj --overlay o.png``)
     landmarks-nme  landmark NME on annotated real photos (``faces.xml``, dlib or iBUG .pts)
 """
@@ -45,6 +46,8 @@ def _check_writable(path: str | Path, flag: str) -> Path:
     import tempfile
 
     path = Path(path)
+    if path.is_dir():
+        raise SystemExit(f"{flag}: expected a file name, got the folder {path}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".e2far-write-test-"):
@@ -120,6 +123,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     import dataclasses
+    import shlex
 
     import torch
 
@@ -148,7 +152,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(format_result(result))
     if args.json:
         result = {"checkpoint": str(args.checkpoint), "step": step, "data": args.data,
-                  "command": "python -m e2far_lite evaluate " + " ".join(args.argv), **result}
+                  "command": "python -m e2far_lite evaluate " + shlex.join(args.argv), **result}
         try:
             write_json(args.json, result)
         except OSError as err:
@@ -267,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the network from a preset")
     p.add_argument("--config", default="cpu-quick",
-                   help="preset: smoke, cpu-quick, default, gpu (default: cpu-quick)")
+                   help="preset: smoke, cpu-quick, cpu-full, default, gpu (default: cpu-quick)")
     p.add_argument("--out", default=None, help="output folder (default: runs/CONFIG)")
     p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

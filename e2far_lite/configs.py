@@ -116,9 +116,12 @@ class TrainConfig:
 
     def check_consistent(self) -> None:
         """Raise ``ValueError`` if a sub-config was edited after construction to disagree."""
-        for name, value in (("net.image_size", self.net.image_size),
-                            ("loss.image_size", self.loss.image_size),
-                            ("data.image_size", self.data.image_size)):
+        sizes = [("net.image_size", self.net.image_size),
+                 ("loss.image_size", self.loss.image_size),
+                 ("data.image_size", self.data.image_size)]
+        if self.val_data is not None:
+            sizes.append(("val_data.image_size", self.val_data.image_size))
+        for name, value in sizes:
             if value != self.image_size:
                 raise ValueError(f"{name}: expected {self.image_size} like image_size, got "
                                  f"{value}; change image_size instead (dataclasses.replace or "
@@ -151,7 +154,9 @@ def _from_dict(cls: type, values: Any, where: str) -> Any:
     for name, value in values.items():
         kind = hints[name]
         if isinstance(value, dict) and typing.get_origin(kind) in (typing.Union, types.UnionType):
-            kind = next(k for k in typing.get_args(kind) if dataclasses.is_dataclass(k))
+            kind = next((k for k in typing.get_args(kind) if dataclasses.is_dataclass(k)), kind)
+            if not dataclasses.is_dataclass(kind):
+                raise ValueError(f"{where}.{name}: expected {kind}, got a dict")
         if dataclasses.is_dataclass(kind):
             value = _from_dict(kind, value, f"{where}.{name}")
         elif isinstance(value, list):  # every sequence field of these configs is a tuple

@@ -8,7 +8,7 @@ on) and scores three ways of getting their shape:
 - ``fit_true_landmarks``: iterative fitting of the model to the *true* 2D landmarks, the best
   case of the method family UH-E2FAR compares against (its detector makes no error).
 
-Each gets the shape figures of :data:`~e2far_lite.train.SHAPE_FIGURES` in mm (``total_mm`` and
+Each gets the shape figures of :data:`~e2far_lite.metrics.SHAPE_FIGURES` in mm (``total_mm`` and
 ``neutral_mm`` after a rigid alignment, ``total_sim_mm`` and ``neutral_sim_mm`` after a
 similarity alignment, which forgives the face's absolute size, ``expression_mm`` on the
 expression offsets), the landmark NME in %, and the total error by face region. Expression
@@ -18,6 +18,7 @@ errors are also binned by how far the expression moves the face in the image, in
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -31,24 +32,20 @@ from .camera import weak_perspective_project
 from .checks import check_positive_int
 from .data import DataConfig, SyntheticFaces, cached_split
 from .fitting import FitConfig, fit_landmarks
-from .metrics import landmark_nme, shape_errors
+from .metrics import SHAPE_FIGURES, landmark_nme, shape_errors
 from .morphable_model import MorphableModel
 from .regions import REGION_NAMES, vertex_regions
 
 #: The test split's seed: never used for training or for choosing a model or setting.
 TEST_SEED = 20170721
-#: Which faces ``--data`` names: the full distribution (the DataConfig defaults), or the one
-#: the checkpoint was trained on.
-DATA_CHOICES = ("full", "train")
 #: Bin edges of the expression's image motion, in pixels (RMS over vertices).
 PIXEL_BINS = (0.0, 0.5, 1.0, 2.0, 4.0, math.inf)
 METHODS = ("network", "mean_shape", "fit_true_landmarks")
-_SHAPE = ("total", "neutral", "total_sim", "neutral_sim", "expression")
 
 
 def held_out_faces(model: MorphableModel, data: DataConfig, n: int = 256, seed: int = TEST_SEED,
-               cache_dir: str | None = None, device: torch.device | str = "cpu"
-               ) -> dict[str, Tensor]:
+                   cache_dir: str | os.PathLike | None = None,
+                   device: torch.device | str = "cpu") -> dict[str, Tensor]:
     """``n`` faces of ``SyntheticFaces(model, seed=seed, config=data)`` as CPU tensors, rendered
     once and cached in ``cache_dir`` (when given)."""
     check_positive_int(n, "n")
@@ -81,7 +78,7 @@ def _per_face(model: MorphableModel, pred: dict[str, Tensor], split: dict[str, T
 
 
 def _figures(errors: dict[str, Tensor]) -> dict[str, Any]:
-    out: dict[str, Any] = {f"{k}_mm": float(errors[k].mean()) for k in _SHAPE}
+    out: dict[str, Any] = {f"{k}_mm": float(errors[k].mean()) for k in SHAPE_FIGURES}
     out["nme_pct"] = 100 * float(errors["nme"].nanmean())
     out["regions_mm"] = {r: float(errors[f"region/{r}"].nanmean()) for r in REGION_NAMES}
     return out
@@ -104,7 +101,7 @@ def predict(net: torch.nn.Module, images: Tensor, batch_size: int = 128) -> dict
 
 def evaluate_net(net: torch.nn.Module, model: MorphableModel, data: DataConfig,
                  n: int = 256, seed: int = TEST_SEED, fit: bool = True,
-                 cache_dir: str | None = None) -> dict[str, Any]:
+                 cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Score ``net``, the mean shape and (when ``fit``) perfect-landmark fitting on ``n`` faces.
 
     Args:
@@ -119,14 +116,16 @@ def evaluate_net(net: torch.nn.Module, model: MorphableModel, data: DataConfig,
 
     Returns:
         ``{"faces", "seed", "image_size", "network", "mean_shape", "fit_true_landmarks",
-        "expression_by_pixels", "paired"}``; each method holds the figures listed in the module
-        docstring; ``expression_by_pixels`` holds the bin edges (px, None for no upper
-        edge), the number of faces per bin and each method's mean expression RMSE per bin (mm,
-        None for an empty bin); ``paired["network_vs_<method>"]["<figure>_mm"]`` is the mean
+        "expression_by_pixels", "paired"}`` (``fit_true_landmarks`` only when ``fit``); each
+        method holds the figures listed in the module docstring; ``expression_by_pixels``
+        holds the bin edges (px, None for no upper edge), the number of faces per bin, each
+        method's mean expression RMSE per bin (mm, None for an empty bin) and ``median_px``,
+        the median motion; ``paired["network_vs_<method>"]["<figure>_mm"]`` is the mean
         per-face difference network - method and its 95% interval half-width (mm): the same
         faces for both, so the interval is much tighter than the two spreads.
     """
-    model = model.cpu()
+    if model.mean.device.type != "cpu":  # a CPU copy: the caller's model stays where it is
+        model = copy.deepcopy(model).cpu()
     split = held_out_faces(model, data, n, seed, cache_dir)
     labels = vertex_regions(model)
     preds = {"network": predict(net, split["image"])}
@@ -155,7 +154,7 @@ def _paired(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, list[float]
     """Mean per-face difference a - b and its 95% interval half-width (normal approximation
     over faces), for each shape figure, in mm."""
     out = {}
-    for key in _SHAPE:
+    for key in SHAPE_FIGURES:
         diff = (a[key] - b[key]).double()
         half = 1.96 * float(diff.std()) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
         out[f"{key}_mm"] = [float(diff.mean()), half]
@@ -164,22 +163,33 @@ def _paired(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, list[float]
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as indented JSON, atomically (a temporary file, then a rename): a
-    failure leaves no half-written file behind."""
+    failure leaves no half-written file behind. Non-finite floats (NaN, inf) are written as
+    ``null``, so the file is strict JSON."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        tmp.write_text(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def ratios(result: dict[str, Any], method: str = "network",
            baseline: str = "mean_shape") -> dict[str, float]:
     """``method``'s figures divided by ``baseline``'s (0.5 = half the error)."""
     a, b = result[method], result[baseline]
-    return {k: a[k] / b[k] for k in (*(f"{s}_mm" for s in _SHAPE), "nme_pct")}
+    return {k: a[k] / b[k] for k in (*(f"{s}_mm" for s in SHAPE_FIGURES), "nme_pct")}
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -205,4 +215,4 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 __all__ = ["evaluate_net", "held_out_faces", "expression_pixels", "predict", "ratios",
-           "format_result", "write_json", "TEST_SEED", "DATA_CHOICES", "PIXEL_BINS", "METHODS"]
+           "format_result", "write_json", "TEST_SEED", "PIXEL_BINS", "METHODS"]

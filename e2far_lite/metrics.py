@@ -4,9 +4,11 @@ Two families of numbers, as in the E2FAR paper and its successors:
 
 - **3D shape error** (:func:`vertex_rmse`, :func:`shape_errors`): predicted and true meshes share
   the model's topology, so vertex ``i`` of one corresponds to vertex ``i`` of the other. The
-  prediction is first rigidly aligned to the truth (:func:`rigid_align`: rotation + translation,
-  no scale, since both shapes are in millimetres and getting the face's size right is part of
-  the job), then the RMSE over vertices is reported in mm.
+  prediction is first aligned to the truth, then the RMSE over vertices is reported in mm. Two
+  alignments (:func:`rigid_align`): *rigid* (rotation + translation; both shapes are in mm, so
+  the face's size counts as part of the answer) and *similarity* (one scale as well, as
+  NoW-style benchmarks do: a face k times larger at k times the distance casts the same image,
+  so its absolute size cannot be read from one photo). :data:`SHAPE_FIGURES` names both.
 - **2D landmark error** (:func:`landmark_nme`): the AFLW2000-3D protocol of 3DDFA, mean point
   distance over the visible landmarks divided by ``sqrt(w * h)`` of the true landmarks' box.
 
@@ -20,6 +22,11 @@ from torch import Tensor
 
 from .checks import check_finite, check_floating, check_shape, check_tensor
 from .regions import REGION_NAMES, vertex_regions
+
+#: The per-face shape figures of :func:`shape_errors` that callers report (as ``<name>_mm``):
+#: rigid and similarity alignment of the whole face and of the neutral face, and the
+#: expression offsets.
+SHAPE_FIGURES = ("total", "neutral", "total_sim", "neutral_sim", "expression")
 
 
 def _check_pair(pred: Tensor, target: Tensor, pred_name: str, target_name: str,
@@ -52,8 +59,9 @@ def rigid_align(source: Tensor, target: Tensor, scale: bool = False) -> Tensor:
     """Move ``source`` onto ``target`` by the least-squares rotation and translation.
 
     Kabsch's algorithm on all vertices (Umeyama's with ``scale=True``, which also fits one
-    uniform scale). Reflections are excluded. The benchmark uses the rigid default: both
-    shapes are in mm, so a wrong face size is an error to report, not a nuisance to remove.
+    uniform scale). Reflections are excluded. The rigid default counts a wrong face size as an
+    error; ``scale=True`` forgives it, for the size no single photo can show (both are
+    reported, see :data:`SHAPE_FIGURES`).
 
     Args:
         source: (B, V, 3) points to move, e.g. a predicted mesh in mm.
@@ -187,8 +195,8 @@ def shape_errors(model, pred_coeffs: dict, target_coeffs: dict,
 
     p_neutral, t_neutral = model.neutral(p_id), model.neutral(t_id)
     p_offset, t_offset = model.expression_offset(p_exp), model.expression_offset(t_exp)
-    total = per_vertex_error(p_neutral + p_offset, t_neutral + t_offset, align=True)
     p_total, t_total = p_neutral + p_offset, t_neutral + t_offset
+    total = per_vertex_error(p_total, t_total, align=True)
     out = {
         "total": _masked_rmse(total, None),
         "neutral": vertex_rmse(p_neutral, t_neutral, align=True),
@@ -274,4 +282,4 @@ def error_heatmap(model_or_triangles, vertices: Tensor, errors: Tensor, title: s
 
 
 __all__ = ["rigid_align", "per_vertex_error", "vertex_rmse", "shape_errors", "landmark_nme",
-           "error_heatmap"]
+           "error_heatmap", "SHAPE_FIGURES"]

@@ -1,7 +1,8 @@
 """The recipe study: which lever limits accuracy, measured with learning curves.
 
 Every run starts from one small base recipe (the shipped ``cpu-full`` network with half its
-widths, at 64 px, for 40,000 fresh faces) and changes one lever: input size, width, loss
+backbone and fusion widths and a 256-unit neutral head, at 64 px, for 40,000 fresh faces) and
+changes one lever: input size, width, loss
 weight, learning-rate schedule, a pool of faces seen again instead of fresh ones,
 augmentation, how strong the training expressions are, and the paper's two design choices
 (fusion, multi-task). Each lever
@@ -10,7 +11,8 @@ runs with two or more seeds (the seed sets the initial weights and the training 
 All runs validate on the same distribution, the full one (``DataConfig`` defaults at the run's
 input size), whatever they train on, so their curves compare; each final network is then
 scored on the test split by :func:`~e2far_lite.evaluate.evaluate_net`. The results go to a
-JSON file that :func:`plot_study` draws (notebook 05 and the README show the picture).
+JSON file that :func:`~e2far_lite.viz.plot_study` draws (notebook 05 and the README show the
+picture).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 
 from .configs import TrainConfig, get_config
 from .data import DataConfig
-from .evaluate import TEST_SEED, evaluate_net
+from .evaluate import TEST_SEED, evaluate_net, write_json
 
 
 @dataclass(frozen=True)
@@ -103,18 +105,13 @@ def lever_config(name: str, seed: int, plan: StudyPlan) -> TrainConfig:
         seed=seed, train_seed=1000 + seed, channels_last=False, **changes)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...] | None = None,
               runs_dir: str | os.PathLike = "runs/study", cache_dir: str | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Train every (lever, seed) run of ``plan`` and write the results to ``out`` (JSON).
 
-    Runs already in ``out`` (same plan) are kept, so an interrupted study continues. Each run
+    Runs already in ``out`` (same plan and settings) are kept, so an interrupted study
+    continues. Each run
     records its validation curve (faces seen against the shape figures) and its test figures.
     """
     from .train import train
@@ -126,7 +123,7 @@ def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...]
                                "runs": {}}
     if out.is_file():
         old = json.loads(out.read_text())
-        if old.get("plan") == plan:
+        if old.get("plan") == plan and old.get("settings") == results["settings"]:
             results["runs"] = old["runs"]
     for name in levers or tuple(LEVERS):
         for seed in LEVERS[name].seeds:
@@ -146,7 +143,7 @@ def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...]
                 "lever": name, "seed": seed, "minutes": (time.perf_counter() - started) / 60,
                 "curve": curve, "baseline": result.baseline,
                 "test": {k: test[k] for k in ("network", "mean_shape", "expression_by_pixels")}}
-            _write_json(out, results)
+            write_json(out, results)
             if progress:
                 net, mean = test["network"], test["mean_shape"]
                 print(f"{key}: test total_sim {net['total_sim_mm']:.3f} mm (mean shape "
@@ -158,18 +155,22 @@ def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...]
 
 def summary(results: dict[str, Any], figure: str = "total_sim_mm") -> dict[str, dict]:
     """Per lever: the test figure's mean, std and 95% interval half-width over seeds, its
-    ratio to the mean shape, and the difference to the base lever (paired by seed)."""
+    ratio to the mean shape's (``ratio_to_mean_shape``), and the difference to the base lever
+    paired by seed (``vs_base`` and ``vs_base_ci95``, when both have two seeds or more)."""
     by_lever: dict[str, dict[int, float]] = {}
+    mean_shape: dict[str, list[float]] = {}
     for run in results["runs"].values():
         by_lever.setdefault(run["lever"], {})[run["seed"]] = run["test"]["network"][figure]
+        mean_shape.setdefault(run["lever"], []).append(run["test"]["mean_shape"][figure])
     base = by_lever.get("base", {})
     out = {}
     for name, values in by_lever.items():
         xs = list(values.values())
         mean = statistics.fmean(xs)
         std = statistics.stdev(xs) if len(xs) > 1 else 0.0
-        row = {"seeds": len(xs), "mean": mean, "std": std, "ci95": _t95(len(xs)) * std
-               / len(xs) ** 0.5 if len(xs) > 1 else float("nan")}
+        row = {"seeds": len(xs), "mean": mean, "std": std,
+               "ci95": _t95(len(xs)) * std / len(xs) ** 0.5 if len(xs) > 1 else math.nan,
+               "ratio_to_mean_shape": mean / statistics.fmean(mean_shape[name])}
         paired = [values[s] - base[s] for s in values if s in base]
         if name != "base" and len(paired) > 1:
             d_mean, d_std = statistics.fmean(paired), statistics.stdev(paired)
@@ -202,52 +203,26 @@ def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
                          ("multi-task improves expression", "single_task")):
         row = table.get(lever, {})
         diff, half = row.get("vs_base", math.nan), row.get("vs_base_ci95", math.nan)
+        if lever not in table or "base" not in table:
+            decided = "not run"
+        elif not math.isfinite(diff):
+            decided = "not measured (fewer than two seeds paired with the base)"
+        else:
+            decided = verdict(diff, half)
         rows.append({"claim": claim, "lever": lever, "difference_mm": diff, "ci95_mm": half,
-                     "verdict": verdict(diff, half) if math.isfinite(diff) else "not run"})
+                     "verdict": decided})
     return rows
 
 
 def _t95(n: int) -> float:
     """Two-sided 95% Student t quantile for n samples (n - 1 degrees of freedom)."""
-    table = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365}
-    return table.get(n, 1.96)
+    table = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306,
+             10: 2.262, 11: 2.228, 16: 2.131, 21: 2.086, 31: 2.042}
+    if n < 2:
+        raise ValueError(f"n: expected at least 2 samples, got {n}")
+    # between the tabulated counts, the next smaller one (a slightly wider interval)
+    return table[max(k for k in table if k <= n)] if n <= 31 else 1.96
 
 
-
-
-
-def plot_study(results: dict[str, Any], path: str | os.PathLike | None = None):
-    """Learning curves of the study: validation total RMSE (similarity-aligned, left) and
-    expression RMSE (right) against faces seen, mean over seeds per lever, the mean shape
-    dashed. Returns the matplotlib figure; also saved to ``path`` (PNG) when given."""
-    import matplotlib.pyplot as plt
-
-    curves: dict[str, list[list[dict]]] = {}
-    for run in results["runs"].values():
-        curves.setdefault(run["lever"], []).append(run["curve"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    baseline = next(iter(results["runs"].values()))["curve"][0] if results["runs"] else None
-    for ax, key, title in zip(axes, ("total_sim_mm", "expression_mm"),
-                              ("total shape, similarity-aligned", "expression"), strict=True):
-        for name, runs in curves.items():
-            n = min(len(c) for c in runs)
-            faces = [runs[0][i]["faces"] / 1000 for i in range(n)]
-            mean = [statistics.fmean(c[i][key] for c in runs) for i in range(n)]
-            style = {"color": "black", "linewidth": 2.5} if name == "base" else {}
-            ax.plot(faces, mean, label=f"{LEVERS[name].label} ({len(runs)} seeds)"
-                    if name in LEVERS else name, **style)
-        means = [run["baseline"][key] for run in results["runs"].values()
-                 if key in run.get("baseline", {})]
-        if means and baseline is not None:
-            ax.axhline(statistics.fmean(means), color="grey", linestyle="--",
-                       label="mean shape")
-        ax.set_xlabel("training faces seen (thousands)")
-        ax.set_ylabel("validation RMSE (mm)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    if path is not None:
-        fig.savefig(path, dpi=80)
-    return fig
 __all__ = ["LEVERS", "Lever", "PLANS", "StudyPlan", "lever_config", "run_study", "summary",
-           "plot_study", "claims", "verdict"]
+           "claims", "verdict"]

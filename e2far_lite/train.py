@@ -45,7 +45,7 @@ from .configs import RESUMABLE_CHANGES, TrainConfig, config_differences, get_con
 from .data import SyntheticFaces, cached_split
 from .devices import default_device
 from .losses import MultiTaskLoss
-from .metrics import landmark_nme, shape_errors
+from .metrics import SHAPE_FIGURES, landmark_nme, shape_errors
 from .morphable_model import MorphableModel
 from .network import E2FARNet
 from .paths import data_dir
@@ -145,11 +145,6 @@ def _chunks(split: dict[str, Tensor], batch_size: int, device: torch.device):
     n = len(split["a_id"])
     for start in range(0, n, batch_size):
         yield {k: v[start:start + batch_size].to(device) for k, v in split.items()}
-
-
-#: Shape figures of :func:`validate` (each reported as ``<name>_mm``): rigid and similarity
-#: alignment of the whole face and of the neutral face, and the expression offsets.
-SHAPE_FIGURES = ("total", "neutral", "total_sim", "neutral_sim", "expression")
 
 
 def _shape_figures(errors: dict[str, Tensor]) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -218,4 +219,43 @@ def error_colorbar(vmax: float, colormap: str = "inferno", label: str = "error (
     fig.colorbar(matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, vmax), colormap),
                  cax=ax, orientation="horizontal", label=label)
     fig.subplots_adjust(bottom=0.6, top=0.95, left=0.05, right=0.95)
+    return fig
+
+
+def plot_study(results: dict, path: str | os.PathLike | None = None):
+    """Learning curves of the recipe study (the results of
+    :func:`~e2far_lite.study.run_study`): validation total RMSE (similarity-aligned, left) and
+    expression RMSE (right) against faces seen, mean over seeds per lever, the mean shape
+    dashed. Returns the matplotlib figure; also saved to ``path`` (PNG) when given."""
+    import statistics
+
+    import matplotlib.pyplot as plt
+
+    from .study import LEVERS
+
+    curves: dict[str, list[list[dict]]] = {}
+    for run in results["runs"].values():
+        curves.setdefault(run["lever"], []).append(run["curve"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, key, title in zip(axes, ("total_sim_mm", "expression_mm"),
+                              ("total shape, similarity-aligned", "expression"), strict=True):
+        for name, runs in curves.items():
+            n = min(len(c) for c in runs)
+            faces = [runs[0][i]["faces"] / 1000 for i in range(n)]
+            mean = [statistics.fmean(c[i][key] for c in runs) for i in range(n)]
+            style = {"color": "black", "linewidth": 2.5} if name == "base" else {}
+            ax.plot(faces, mean, label=f"{LEVERS[name].label} ({len(runs)} seeds)"
+                    if name in LEVERS else name, **style)
+        means = [run["baseline"][key] for run in results["runs"].values()
+                 if key in run.get("baseline", {})]
+        if means:
+            ax.axhline(statistics.fmean(means), color="grey", linestyle="--",
+                       label="mean shape")
+        ax.set_xlabel("training faces seen (thousands)")
+        ax.set_ylabel("validation RMSE (mm)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if path is not None:
+        fig.savefig(path, dpi=80)
     return fig

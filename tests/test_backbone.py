@@ -74,7 +74,7 @@ def test_convs_per_block_per_block():
              for stage in net.stages.values()]
     assert convs == [1, 1, 2, 2, 3]
     assert net(torch.rand(1, 3, 32, 32))["pool5"].shape == (1, 8, 1, 1)
-    for bad in ((1, 2), (1, 1, 0, 2, 2), 0, (1, 1, 2.0, 2, 2)):
+    for bad in ((1, 2), (1, 1, 0, 2, 2), 0, (1, 1, 2.0, 2, 2), 2.0, None):
         with pytest.raises(ValueError, match="config.convs_per_block: expected an integer"):
             VGGBackbone(BackboneConfig(convs_per_block=bad))
 

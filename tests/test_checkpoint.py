@@ -117,6 +117,9 @@ def test_config_dict_round_trip_through_json():
     assert again.val_data.image_size == config.image_size
     plain = get_config("smoke")
     assert plain.val_data is None and plain.validation_data is plain.data
+    config.val_data = DataConfig(image_size=128)  # edited after construction: refused
+    with pytest.raises(ValueError, match="val_data.image_size: expected 64"):
+        config.check_consistent()
 
 
 def test_image_size_is_set_in_one_place():

@@ -85,12 +85,16 @@ def test_expression_pixels(default_model):
     assert torch.allclose(expression_pixels(default_model, big), 2 * pixels, rtol=1e-4)
 
 
-def test_write_json_is_atomic(tmp_path):
-    path = write_json(tmp_path / "a.json", {"x": 1})
-    assert json.loads(path.read_text()) == {"x": 1}
+def test_write_json_is_atomic_and_strict(tmp_path):
+    path = write_json(tmp_path / "a.json", {"x": 1, "bad": [float("nan"), float("inf")]})
+    assert json.loads(path.read_text()) == {"x": 1, "bad": [None, None]}
+    assert "NaN" not in path.read_text()
     with pytest.raises(TypeError):
         write_json(tmp_path / "b.json", {"x": object()})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # nothing half-written
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(SystemExit, match="--json: expected a file name, got the folder"):
+        main(["evaluate", "--checkpoint", "x.pt", "--json", str(tmp_path / "folder")])
 
 
 def test_cli_evaluate_json(tmp_path, capsys):

@@ -13,11 +13,11 @@ from e2far_lite.study import (
     PLANS,
     claims,
     lever_config,
-    plot_study,
     run_study,
     summary,
     verdict,
 )
+from e2far_lite.viz import plot_study
 
 
 def test_levers_change_one_thing():
@@ -38,6 +38,16 @@ def test_levers_change_one_thing():
     seeded = lever_config("base", 2, plan)
     assert (seeded.seed, seeded.train_seed) == (2, 1002)
     assert all(len(lever.seeds) >= 2 for lever in LEVERS.values())
+
+
+def test_student_t_quantiles():
+    from e2far_lite.study import _t95
+
+    assert _t95(2) == pytest.approx(12.706) and _t95(3) == pytest.approx(4.303)
+    assert _t95(12) >= 2.201  # between tabulated counts: never narrower than the truth
+    assert _t95(100) == pytest.approx(1.96)
+    with pytest.raises(ValueError, match="n: expected at least 2"):
+        _t95(1)
 
 
 def test_verdicts():
