@@ -42,7 +42,8 @@ def test_smoke_training_lowers_the_validation_error(smoke_run):
     assert last["val_nme_pct"] < 0.8 * first["val_nme_pct"]
     assert last["val_total_mm"] < 1.01 * first["val_total_mm"]
     assert result.final["total_mm"] == last["val_total_mm"]
-    assert set(result.baseline) == {"total_mm", "neutral_mm", "expression_mm"}
+    assert set(result.baseline) == {"total_mm", "neutral_mm", "total_sim_mm", "neutral_sim_mm",
+                                    "expression_mm"}
     # the callback saw the step-0 validation and every logged step
     assert [s for s, _ in rows] == [r["step"] for r in result.history]
     assert not result.net.training
