@@ -46,7 +46,8 @@ from .data import DataConfig, SyntheticFaces, cached_split
 from .losses import gram_matrix
 from .morphable_model import MorphableModel
 from .network import E2FARNet
-from .paths import data_dir, is_smoke
+from .paths import cache_dir as default_cache_dir
+from .paths import is_smoke
 
 TARGETS = ("expression", "identity")
 METHODS = ("grad_x_act", "integrated_gradients")
@@ -752,8 +753,8 @@ def probe_batch(net: E2FARNet, model: MorphableModel, data: DataConfig | None = 
     were never seen in training. Pass the training run's ``config.data`` so that poses,
     backgrounds and augmentation match what the network learnt from: measured on other faces,
     a network can look worse than the mean face. Rendered once and cached on disk
-    (:func:`~e2far_lite.data.cached_split`, in ``data/cache`` by default), so a notebook and
-    its exercise check read the same faces without rendering them twice.
+    (:func:`~e2far_lite.data.cached_split`, in ``data/cache`` or ``$E2FAR_CACHE``), so a
+    notebook and its exercise check read the same faces without rendering them twice.
 
     Args:
         net: the network (fixes the image size).
@@ -776,7 +777,7 @@ def probe_batch(net: E2FARNet, model: MorphableModel, data: DataConfig | None = 
     if num_samples is None:
         num_samples = 96 if is_smoke() else 768
     faces = SyntheticFaces(model.cpu(), num_samples, seed=seed, config=data, device="cpu")
-    return cached_split(faces, cache_dir or data_dir() / "cache")
+    return cached_split(faces, cache_dir or default_cache_dir())
 
 
 # ------------------------------------------------------------------- is the answer stable?

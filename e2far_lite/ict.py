@@ -1,7 +1,7 @@
 """Build the default morphable model from the ICT Face Model Light ingredients.
 
-The ingredients (``../shared/data/ict_face_model/ict_face_area.npz``, MIT licence) hold the raw
-model in cm: a neutral template, 100 identity modes and 53 named blend shapes. This module turns
+The ingredients (``data/ict_face_model/ict_face_area.npz``, shipped with its MIT licence) hold the
+raw model in cm: a neutral template, 100 identity modes and 53 named blend shapes. This module turns
 them into a :class:`MorphableModel` step by step; notebook 01 walks through the same functions.
 """
 
@@ -17,14 +17,14 @@ from torch import Tensor
 
 from .expressions import sample_blendshape_weights
 from .morphable_model import MorphableModel
-from .paths import shared_dir
+from .paths import data_dir
 
 CM_TO_MM = 10.0
 
 
 def ict_ingredients_path() -> Path:
-    """Default location of the shared ICT face-area npz."""
-    return shared_dir() / "data" / "ict_face_model" / "ict_face_area.npz"
+    """The ICT face-area ingredients shipped in ``data/ict_face_model/`` (MIT licence beside it)."""
+    return data_dir() / "ict_face_model" / "ict_face_area.npz"
 
 
 @dataclass
@@ -54,7 +54,7 @@ def quads_to_triangles(quads: Tensor) -> Tensor:
 
 
 def load_ict_face_area(path: str | os.PathLike | None = None) -> ICTFaceArea:
-    """Read the shared npz and keep the narrow face area (6706 vertices), converted to mm."""
+    """Read the ingredients npz and keep the narrow face area (6706 vertices), converted to mm."""
     path = Path(path) if path is not None else ict_ingredients_path()
     if not path.is_file():
         raise FileNotFoundError(f"path: expected the ICT face-area npz, got missing {str(path)!r}")

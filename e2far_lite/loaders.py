@@ -620,7 +620,7 @@ def _polygons_to_triangles(polygons: list[list[int]]) -> np.ndarray:
 
 
 def _ict_landmarks(neutral_cm: np.ndarray, num_v: int) -> Tensor:
-    """The shared ICT 68 landmarks when the folder's mesh is the ICT topology, else all -1."""
+    """The ICT 68 landmarks when the folder's mesh is the ICT topology, else all -1."""
     path = ict_ingredients_path()
     if not path.is_file():
         return read_landmarks(None, num_v)
@@ -649,8 +649,8 @@ def load_ict_facekit(
     lying wholly inside, converts to mm and centres the template on its centroid. Identity and
     expression spaces are built as :func:`~e2far_lite.ict.build_ict_model` builds the default
     model (identity to ``id_variance``; ``num_exp`` components of sampled blend-shape mixtures,
-    named blend shapes kept). Landmarks: ``landmarks`` if given, else the shared ICT 68 indices
-    when the mesh is the ICT topology (checked against the shared npz), else all -1.
+    named blend shapes kept). Landmarks: ``landmarks`` if given, else the ICT 68 indices
+    when the mesh is the ICT topology (checked against the shipped ingredients npz), else all -1.
     """
     folder = Path(folder)
     if not folder.is_dir():

@@ -14,6 +14,15 @@ def data_dir() -> Path:
     return Path(os.environ.get("E2FAR_DATA", REPO_ROOT / "data"))
 
 
+def cache_dir() -> Path:
+    """Where rendered splits are cached (``data/cache``); ``E2FAR_CACHE`` moves it.
+
+    Training and notebooks 05-07 write rendered faces there (uint8 shards); deleting the folder
+    is safe: a split is rendered again when next needed.
+    """
+    return Path(os.environ.get("E2FAR_CACHE", data_dir() / "cache"))
+
+
 def shared_dir() -> Path:
     """The hand-out folder ``../shared`` beside the clone; ``E2FAR_SHARED`` overrides it."""
     return Path(os.environ.get("E2FAR_SHARED", REPO_ROOT.parent / "shared"))

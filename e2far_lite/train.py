@@ -48,7 +48,7 @@ from .losses import MultiTaskLoss
 from .metrics import SHAPE_FIGURES, landmark_nme, shape_errors
 from .morphable_model import MorphableModel
 from .network import E2FARNet
-from .paths import data_dir
+from .paths import cache_dir as default_cache_dir
 from .regions import vertex_regions
 
 #: Loss terms logged (averaged over ``log_every`` steps), in the order of the progress bar.
@@ -347,7 +347,8 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
             ``lr`` when logged, ``val_<figure>`` when validated. Exceptions it raises stop
             training (the last checkpoint stays as it was).
         progress: show a tqdm bar with the loss terms and print validation lines.
-        cache_dir: where the validation split is cached (default ``data/cache``).
+        cache_dir: where the validation split is cached (default ``data/cache``, or
+            ``$E2FAR_CACHE``).
         model: the morphable model to train on (default: the shipped ICT model); any model in
             the documented ``.npz`` format works, and the checkpoint records which one it was.
 
@@ -410,14 +411,14 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
 
     split, baseline = None, {}
     if proc.is_main:  # rank 0 alone validates
-        split = load_split(model, cfg, cache_dir or data_dir() / "cache", device=device)
+        split = load_split(model, cfg, cache_dir or default_cache_dir(), device=device)
         baseline = mean_shape_baseline(model, split)
         extra["baseline"] = baseline
         _echo(progress, f"validation: {cfg.val_size} faces (seed {cfg.val_seed}); mean-shape "
                         f"baseline " + format_figures(baseline).replace("vertex ", ""))
     faces = SyntheticFaces(model, cfg.train_pool or cfg.steps * cfg.batch_size,
                            seed=cfg.train_seed, config=cfg.data, device=device)
-    next_batch = _batches(faces, cfg, cache_dir or data_dir() / "cache", device, progress,
+    next_batch = _batches(faces, cfg, cache_dir or default_cache_dir(), device, progress,
                           proc)
 
     def run_validation(done: int, row: dict[str, float]) -> None:
