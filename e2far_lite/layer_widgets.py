@@ -1,9 +1,11 @@
 """Widgets for chapter 07: mix the fusion taps, see attributions per layer, look at feature maps.
 
 House style of :mod:`e2far_lite.widgets`: each widget is a class whose controls call
-:meth:`update`, which changes plotly ``FigureWidget`` data in place. The backbone runs once per
-chosen image (its taps are cached), so moving a slider only reruns the small part above it.
-Tests call the handlers directly, headless.
+:meth:`update`, which changes plotly ``FigureWidget`` data in place; sliders go through a
+:class:`~e2far_lite.widgets.Redraw`, so a burst of slider events draws only the latest value,
+and the layout flows (:func:`~e2far_lite.widgets.flow_row`). The backbone runs once per chosen
+image (its taps are cached), so moving a slider only reruns the small part above it. Tests call
+the handlers directly, headless (and ``wait()`` for a slider's redraw).
 
 - :class:`TapMixer`: one slider per fusion tap scales its contribution (0 .. 2); the predicted
   mesh (coloured by how far each vertex moved) and the blend-shape reading of the predicted
@@ -41,10 +43,19 @@ from .feature_viz import top_channels
 from .morphable_model import MorphableModel
 from .network import E2FARNet
 from .viz import mesh_figure, to_numpy_image
+from .widgets import Redraw, control_layout, embed, flow_row, label_style
 
 #: The two attribution targets drawn side by side, and their colours.
 TARGETS_SHOWN = ("expression", "identity")
 LAYER_COLOURS = {"expression": "#d62728", "identity": "#1f77b4"}
+
+#: Fixed y range of the attribution bars: a share of the total, so faces and shapes compare.
+SHARE_RANGE = (0.0, 1.0)
+
+
+def _plot_box(figure: go.FigureWidget, min_width: str) -> W.Box:
+    """A plot that takes its row's width, down to ``min_width`` (then the output scrolls)."""
+    return W.Box([embed(figure)], layout=W.Layout(width="100%", min_width=min_width))
 
 
 def load_face_image(data: bytes, size: int) -> Tensor:
@@ -131,13 +142,18 @@ class TapMixer:
         else:
             self.readout = torch.eye(self.model.num_exp)
             self.readout_names = [f"exp {j}" for j in range(self.model.num_exp)]
-        layout = W.Layout(width="320px")
+        style = label_style([f"{tap} ×" for tap in self.fusion.taps] + ["face"])
         self.face = W.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0,
-                               description="face", layout=layout)
+                               description="face", tooltip="the face the network reads",
+                               style=style, layout=control_layout())
         self.sliders = {tap: W.FloatSlider(1.0, min=0.0, max=2.0, step=0.05,
-                                           description=f"{tap} ×", layout=layout)
+                                           description=f"{tap} ×", style=style,
+                                           tooltip=f"scale of the {tap} tap in the fusion CNN "
+                                                   "(0 = silenced, 1 = as trained)",
+                                           layout=control_layout())
                         for tap in self.fusion.taps}
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload face")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload face",
+                                   tooltip="a tight crop of one face (PNG, JPEG, ...)")
         self.picture = W.Image(format="png", width=160, height=160)
         self._select_face(0)
         vertices, movement = self._mesh()
@@ -148,20 +164,25 @@ class TapMixer:
         self.bars = go.FigureWidget(
             data=[go.Bar(name="all taps ×1", marker_color="#bbbbbb"),
                   go.Bar(name="mixed", marker_color="#d62728")],
-            layout=go.Layout(height=300, barmode="group", margin=dict(l=40, r=10, t=30, b=90),
+            layout=go.Layout(height=300, barmode="group", margin=dict(l=50, r=10, t=30, b=90),
                              title="predicted expression as blend-shape weights",
-                             legend=dict(orientation="h", y=1.12)))
+                             yaxis=dict(title="weight"), legend=dict(orientation="h", y=1.12)))
         self._refresh_face()
         self.update()
+        self.redraw = Redraw(self.update)
         self.face.observe(self.select, names="value")
         for slider in self.sliders.values():
-            slider.observe(self.update, names="value")
+            slider.observe(self.redraw.request, names="value")
         self.upload.observe(self._on_upload, names="value")
-        reset = W.Button(description="all taps ×1")
+        reset = W.Button(description="all taps ×1", tooltip="every tap back to ×1")
         reset.on_click(self.reset)
-        controls = W.VBox([self.face, self.upload, self.picture,
-                           W.HTML("<b>fusion taps</b>"), *self.sliders.values(), reset])
-        self.widget = W.HBox([controls, W.VBox([self.figure, self.bars])])
+        self.widget = flow_row([self.face, self.upload, self.picture, W.HTML("<b>fusion taps</b>"),
+                                *self.sliders.values(), reset],
+                               [embed(self.figure), embed(self.bars)])
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the figures show the sliders' current values (seconds)."""
+        self.redraw.wait(timeout)
 
     # ------------------------------------------------------------------ computation
     def _select_face(self, index: int) -> None:
@@ -223,9 +244,10 @@ class TapMixer:
 
     def select(self, _change: object = None) -> None:
         """Another face chosen: rerun the backbone, pick its strongest shapes, redraw."""
-        self._select_face(self.face.value)
-        self._refresh_face()
-        self.update()
+        with self.redraw.lock:  # not while a slider's redraw reads the cached taps
+            self._select_face(self.face.value)
+            self._refresh_face()
+            self.update()
 
     def add_image(self, image: Tensor, name: str = "uploaded") -> None:
         """Append a (3, S, S) image in [0, 1] to the face menu and show it."""
@@ -286,13 +308,19 @@ class LayerAttributionView:
         if not names:
             raise ValueError("model: expected named blend shapes for the blend-shape menu, "
                              "got a model without")
-        layout = W.Layout(width="300px")
+        style = label_style(["faces", "shape"])
+
+        def menu() -> W.Layout:
+            return W.Layout(flex="1 1 220px", min_width="180px", max_width="320px")
+
         self.faces = W.Dropdown(options=[("all faces", -1)] + [
             (f"face {i}", i) for i in range(self.images.shape[0])], value=-1,
-            description="faces", layout=layout)
+            description="faces", tooltip="the faces the attributions sum over", style=style,
+            layout=menu())
         self.blendshape = W.Dropdown(options=names,
                                      value=blendshape if blendshape in names else names[0],
-                                     description="shape", layout=layout)
+                                     description="shape", style=style, layout=menu(),
+                                     tooltip="the blend shape of the middle panel")
         layers = list(TAP_NAMES)
         # one FigureWidget for all panels: each one ships plotly.js to the page
         figure = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=(
@@ -307,10 +335,12 @@ class LayerAttributionView:
             figure.add_trace(go.Scatter(name=f"{target} R²", x=layers, mode="lines+markers",
                                         line=dict(color=LAYER_COLOURS[target]),
                                         legendgroup=target), row=1, col=3)
-        figure.update_yaxes(title_text="share of attribution", rangemode="tozero", row=1, col=1)
-        figure.update_yaxes(rangemode="tozero", row=1, col=2)
-        figure.update_layout(height=340, width=1000, barmode="group",
-                             margin=dict(l=50, r=10, t=50, b=40),
+        # shares are fractions of a total: a fixed 0..1 axis keeps bars comparable between
+        # faces and shapes; the probes' axis is fixed by set_probes
+        figure.update_yaxes(title_text="share of attribution", range=SHARE_RANGE, row=1, col=1)
+        figure.update_yaxes(range=SHARE_RANGE, row=1, col=2)
+        figure.update_yaxes(title_text="R²", range=(0.0, 1.0), row=1, col=3)
+        figure.update_layout(height=360, barmode="group", margin=dict(l=60, r=10, t=50, b=40),
                              legend=dict(orientation="h", y=-0.15))
         self.figure = go.FigureWidget(figure)
         self.update()
@@ -318,7 +348,10 @@ class LayerAttributionView:
             self.set_probes(probes)
         self.faces.observe(self.update, names="value")
         self.blendshape.observe(self.update_shape, names="value")
-        self.widget = W.VBox([W.HBox([self.faces, self.blendshape]), self.figure])
+        menus = W.Box([self.faces, self.blendshape], layout=W.Layout(
+            display="flex", flex_flow="row wrap", width="100%"))
+        self.widget = W.VBox([menus, _plot_box(self.figure, "600px")],
+                             layout=W.Layout(width="100%", overflow="auto"))
 
     @property
     def target_bars(self) -> tuple:
@@ -363,10 +396,13 @@ class LayerAttributionView:
     def set_probes(self, probes: Mapping[str, Mapping[str, float]]) -> None:
         """Draw ``linear_probes`` results: ``{layer: {"expression": R², "identity": R²}}``."""
         layers = [layer for layer in TAP_NAMES if layer in probes]
+        values = [probes[layer][target] for layer in layers for target in TARGETS_SHOWN]
+        low = min([0.0, *values])  # a probe worse than the mean has R² < 0
         with self.figure.batch_update():
             for trace, target in zip(self.probe_lines, TARGETS_SHOWN, strict=True):
                 trace.x = layers
                 trace.y = [probes[layer][target] for layer in layers]
+            self.figure.layout.yaxis3.range = (low - 0.05 * (1.0 - low), 1.0)
 
 
 class FeatureMapViewer:
@@ -389,26 +425,40 @@ class FeatureMapViewer:
         self.images = _check_images(images, net).detach().cpu()
         self.size = net.config.image_size
         labels = _labels(self.images, names)
-        layout = W.Layout(width="300px")
+        self._style = label_style(["face", "layer", "rank"])
         self.face = W.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0,
-                               description="face", layout=layout)
+                               description="face", tooltip="the face the network reads",
+                               style=self._style, layout=control_layout())
         self.layer = W.Dropdown(options=list(TAP_NAMES), value="pool3", description="layer",
-                                layout=layout)
-        self.channel = W.IntSlider(0, min=0, max=1, description="rank", layout=layout)
+                                tooltip="the backbone layer whose channels are shown",
+                                style=self._style, layout=control_layout())
+        self.redraw = Redraw(self.update)
+        self.channel: W.IntSlider | None = None
+        self.controls = W.VBox([self.face, self.layer])
         self._select_face()
         self._order_channels()
         self.figure = go.FigureWidget(
             data=[go.Image(z=to_numpy_image(self.images[self.face.value])),
                   go.Heatmap(z=self.feature_map(), colorscale="Inferno", opacity=opacity,
                              colorbar=dict(title=dict(text="activation")))],
-            layout=go.Layout(height=420, width=470, margin=dict(l=10, r=10, t=40, b=10),
+            layout=go.Layout(height=420, margin=dict(l=10, r=10, t=40, b=10),
                              xaxis=dict(visible=False), yaxis=dict(visible=False,
                                                                    scaleanchor="x")))
         self.update()
         self.face.observe(self.select, names="value")
         self.layer.observe(self.select_layer, names="value")
-        self.channel.observe(self.update, names="value")
-        self.widget = W.HBox([W.VBox([self.face, self.layer, self.channel]), self.figure])
+        self.widget = flow_row([self.controls], [embed(self.figure)], plots_min="320px")
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the heat map shows the slider's current value (seconds)."""
+        self.redraw.wait(timeout)
+
+    def _rank_slider(self, channels: int, value: int) -> W.IntSlider:
+        slider = W.IntSlider(value, min=0, max=channels - 1, description="rank",
+                             tooltip="channels ranked by spatial spread, 0 = the busiest",
+                             style=self._style, layout=control_layout())
+        slider.observe(self.redraw.request, names="value")
+        return slider
 
     def _select_face(self) -> None:
         image = self.images[self.face.value][None].to(next(self.net.parameters()).device)
@@ -416,10 +466,21 @@ class FeatureMapViewer:
             self._features = {k: v[0].cpu() for k, v in self.net.backbone(image).items()}
 
     def _order_channels(self) -> None:
+        """Rank the layer's channels; a new range gets a new slider.
+
+        The browser's slider (noUiSlider) keeps the range it was drawn with when only ``max``
+        changes, so its End key would stop at the old maximum: the slider is replaced instead.
+        """
         act = self._features[self.layer.value]  # (C, h, w)
         self.order = top_channels(act, act.shape[0])
-        self.channel.max = act.shape[0] - 1
-        self.channel.value = min(self.channel.value, self.channel.max)
+        count = act.shape[0]
+        if self.channel is None or self.channel.max != count - 1:
+            value = 0 if self.channel is None else min(self.channel.value, count - 1)
+            old, self.channel = self.channel, self._rank_slider(count, value)
+            self.controls.children = [self.face, self.layer, self.channel]
+            if old is not None:
+                old.unobserve(self.redraw.request, names="value")
+                old.close()
 
     @property
     def channel_index(self) -> int:
@@ -445,15 +506,17 @@ class FeatureMapViewer:
 
     def select(self, _change: object = None) -> None:
         """Another face: rerun the backbone and show the image."""
-        self._select_face()
-        self._order_channels()
-        self.figure.data[0].z = to_numpy_image(self.images[self.face.value])
-        self.update()
+        with self.redraw.lock:
+            self._select_face()
+            self._order_channels()
+            self.figure.data[0].z = to_numpy_image(self.images[self.face.value])
+            self.update()
 
     def select_layer(self, _change: object = None) -> None:
-        """Another layer: channels re-ranked, slider range adapted."""
-        self._order_channels()
-        self.update()
+        """Another layer: channels re-ranked, a slider over its range (see _order_channels)."""
+        with self.redraw.lock:
+            self._order_channels()
+            self.update()
 
 
 # ------------------------------------------------------------------ static pictures (matplotlib)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -49,7 +50,8 @@ def test_tap_mixer_sliders_move_mesh_and_bars(net, model, images):
     assert np.abs(mesh.intensity).max() < 1e-5
     z_before, y_before = np.array(mesh.z), np.array(bars[1].y)
 
-    mixer.sliders["pool4"].value = 0.0  # the observer runs update()
+    mixer.sliders["pool4"].value = 0.0  # the observer asks for a redraw
+    mixer.wait()
     assert np.abs(np.array(mesh.z) - z_before).max() > 0
     assert np.abs(np.array(bars[1].y) - y_before).max() > 0
     assert np.max(mesh.intensity) > 0
@@ -57,7 +59,39 @@ def test_tap_mixer_sliders_move_mesh_and_bars(net, model, images):
     np.testing.assert_allclose(bars[1].y, expected.numpy(), rtol=1e-5, atol=1e-7)
 
     mixer.reset()
+    mixer.wait()
     np.testing.assert_allclose(mesh.z, z_before, atol=1e-4)
+
+
+def test_tap_mixer_draws_only_the_latest_of_a_burst(net, model, images):
+    """Twenty slider events while a redraw runs cost at most two more redraws, and the figures
+    end on the last value (a slow redraw must not replay every key press)."""
+    mixer = TapMixer(net, model, images, top=3)
+    draw = mixer.redraw.draw
+    mixer.redraw.draw = lambda: (time.sleep(0.2), draw())
+    slider = mixer.sliders["pool5"]
+    for k in range(20):
+        slider.value = round(1.0 - 0.05 * (k + 1), 2)
+    mixer.wait()
+    assert mixer.redraw.draws <= 2
+    expected = mixer.readout_weights(mixer.predict_exp({"pool5": 0.0}))[mixer.shown]
+    np.testing.assert_allclose(mixer.bars.data[1].y, expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_widget_layouts_flow(net, model, images):
+    """No fixed pixel widths on the controls; labels as wide as the longest, with tooltips;
+    scroll-zoom off on every plot."""
+    mixer = TapMixer(net, model, images)
+    view = LayerAttributionView(net, model, images)
+    viewer = FeatureMapViewer(net, images)
+    for slider in mixer.sliders.values():
+        assert slider.layout.width == "100%" and slider.tooltip
+        assert float(slider.style.description_width.removesuffix("ch")) >= len("pool5 ×")
+    assert viewer.channel.layout.width == "100%" and viewer.channel.tooltip
+    assert mixer.widget.layout.flex_flow == "row wrap"
+    for figure in (mixer.figure, mixer.bars, view.figure, viewer.figure):
+        assert figure._config["scrollZoom"] is False
+        assert figure.layout.width is None  # follows the notebook's width
 
 
 def test_tap_mixer_faces_and_uploads(net, model, images):
@@ -99,11 +133,16 @@ def test_layer_attribution_view_updates(net, model, images):
 
     view.faces.value = 1
     assert np.abs(np.array(view.target_bars[0].y) - expression).max() > 0
+    for axis in (view.figure.layout.yaxis, view.figure.layout.yaxis2):
+        assert tuple(axis.range) == (0.0, 1.0)  # fixed: bars compare between faces
 
     probes = {layer: {"expression": 0.1 * i, "identity": 0.2 * i}
               for i, layer in enumerate(TAP_NAMES)}
     view.set_probes(probes)
     np.testing.assert_allclose(view.probe_lines[1].y, [0.0, 0.2, 0.4, 0.6, 0.8])
+    assert tuple(view.figure.layout.yaxis3.range) == (-0.05, 1.0)
+    view.set_probes({**probes, "pool1": {"expression": -1.0, "identity": 0.0}})
+    assert view.figure.layout.yaxis3.range[0] == pytest.approx(-1.1)
 
 
 def test_feature_map_viewer_updates(net, images):
@@ -114,12 +153,21 @@ def test_feature_map_viewer_updates(net, images):
     z0 = np.array(heat.z)
 
     viewer.channel.value = 3
+    viewer.wait()
     assert np.abs(np.array(heat.z) - z0).max() > 0
     assert f"channel {viewer.channel_index} " in viewer.figure.layout.title.text
 
+    old = viewer.channel
     viewer.layer.value = "pool5"
     assert viewer.channel.max == net.backbone.channels["pool5"] - 1
     assert viewer.figure.layout.title.text.startswith("pool5")
+    # a new range is a new slider (the browser's keeps its first range), in the same place
+    assert viewer.channel is not old and viewer.channel.value == 3
+    assert viewer.controls.children[-1] is viewer.channel and old not in viewer.controls.children
+    viewer.channel.value = viewer.channel.max
+    viewer.wait()
+    assert viewer.channel_index == viewer.order[-1]
+    assert f"channel {viewer.channel_index} " in viewer.figure.layout.title.text
 
     image0, z1 = np.array(viewer.figure.data[0].z), np.array(heat.z)
     viewer.face.value = 1
