@@ -16,6 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
+#: The face detectors of ``photo.detect_faces`` (kept here so --help needs no heavy import).
+DETECTORS = ("hog", "cascade")
+
 
 def _render(args: argparse.Namespace) -> None:
     import matplotlib
@@ -201,9 +204,16 @@ def _reconstruct(args: argparse.Namespace) -> None:
     if args.box is not None:
         boxes, convention = [tuple(args.box)], photo.LANDMARK_BOX
     else:
-        boxes, convention = photo.detect_faces(image), photo.CASCADE_BOX
+        detector = photo.default_detector() if args.detector == "auto" else args.detector
+        try:
+            boxes = photo.detect_faces(image, detector=detector)
+        except ImportError as err:
+            raise SystemExit(f"--detector: {detector!r} needs dlib ({err}); pip install "
+                             "dlib-bin, or pass --detector cascade") from None
+        convention = photo.box_convention(detector)
         if not boxes:
-            raise SystemExit(f"no face found in {name}; pass --box X Y W H (pixels)")
+            raise SystemExit(f"no face found in {name} ({detector} detector); pass --box X Y W "
+                             "H (pixels)")
     if args.face is not None and not 0 <= args.face < len(boxes):
         raise SystemExit(f"--face: expected 0 .. {len(boxes) - 1} ({len(boxes)} faces found in "
                          f"{name}), got {args.face}")
@@ -218,11 +228,14 @@ def _reconstruct(args: argparse.Namespace) -> None:
                                     convention, name=name)
     for i, face in zip(chosen, faces, strict=True):
         path = out.with_name(f"{out.stem}_{i}{out.suffix}") if args.all else out
-        photo.export_mesh(path, face, model)
+        colors, shown = photo.vertex_colors(image, face, model) if args.colors else (None, None)
+        photo.export_mesh(path, face, model, colors)
         yaw, pitch, roll = (math.degrees(float(a)) for a in face.pose[:3])
+        coloured = ("" if shown is None else f"; colours from the photo on "
+                    f"{100 * float(shown.float().mean()):.0f}% of vertices (the rest grey)")
         print(f"wrote {path}: face {i}, {model.num_vertices} vertices posed in photo pixels "
               f"(x right, y up = -row, z toward you); yaw {yaw:+.0f}°, pitch {pitch:+.0f}°, "
-              f"roll {roll:+.0f}°")
+              f"roll {roll:+.0f}°{coloured}")
     if args.overlay:
         fig = photo.overlay_figure(image, faces, model, title=name)
         fig.savefig(args.overlay, dpi=120)
@@ -235,72 +248,105 @@ def _landmarks_nme(args: argparse.Namespace) -> None:
     net, model, config = _load_for_photos(args.checkpoint)
     try:
         result = real_landmark_nme(args.annotations, net, model, config, use_box=args.box,
-                                   oracle=not args.no_oracle)
+                                   oracle=not args.no_oracle, detector=args.detector)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(str(err)) from None
-    print(f"checkpoint {args.checkpoint or 'data/e2far_lite.pt'}; crops from the "
-          f"{'annotated boxes' if args.box == 'annotated' else 'landmarks boxes'}")
+    except ImportError as err:
+        raise SystemExit(f"--detector: {args.detector!r} needs dlib ({err}); pip install "
+                         "dlib-bin, or pass --detector cascade") from None
+    boxes = {"annotated": "annotated boxes", "landmarks": "landmarks' own boxes",
+             "detected": f"boxes of the {args.detector} detector"}[args.box]
+    print(f"checkpoint {args.checkpoint or 'data/e2far_lite.pt'}; crops from the {boxes}")
     print(format_nme_table(result))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="e2far_lite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after every option whose help does not already say its default
+    (options defaulting to None or False say what that means in their own words)."""
 
-    p = sub.add_parser("render", help="write a grid of synthetic samples")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or any(action.default is v for v in (None, False,
+                                                                   argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="e2far_lite", formatter_class=_HelpFormatter,
+        description="UH-E2FAR lite: 3D face reconstruction from one image (a tutorial "
+                    "reproduction). Run `python -m e2far_lite COMMAND --help` for a command's "
+                    "options.")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands",
+                                metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+    p = command("render", "write a grid of synthetic training samples as a PNG")
     p.add_argument("--n", type=int, default=16, help="number of samples")
     p.add_argument("--out", default="samples.png", help="output PNG")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the sampled faces, expressions, poses, lights and backgrounds "
+                        "(the same seed gives the same samples)")
     p.add_argument("--size", type=int, default=128, help="image size in pixels")
     p.set_defaults(func=_render)
 
-    p = sub.add_parser("benchmark", help="the ablation table, or speed figures")
+    p = command("benchmark", "the ablation table (--mode), or speed figures (--speed)")
     p.add_argument("--mode", choices=("smoke", "quick", "full"), default="quick",
                    help="ablation size: quick fits a 2-core CPU in 30 min, full is for a GPU")
     p.add_argument("--out", default="runs/benchmark", help="folder for results.md/.json")
-    p.add_argument("--speed", action="store_true", help="speed figures instead")
+    p.add_argument("--speed", action="store_true",
+                   help="speed figures instead of the ablation table")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--batch", type=int, default=None,
                    help="--speed: rendering batch (default 64)")
     p.add_argument("--size", type=int, default=128, help="--speed: rendering size in px")
     p.add_argument("--repeats", type=int, default=None,
                    help="--speed: timed repeats per figure (default 10 on a GPU, 3 on a CPU)")
-    p.add_argument("--json", default=None, help="--speed: also write the figures to this file")
+    p.add_argument("--json", default=None,
+                   help="--speed: also write the figures to this file (default: none)")
     p.set_defaults(func=_benchmark)
 
-    p = sub.add_parser("train", help="train the network from a preset")
+    p = command("train", "train E2FARNet from a preset, writing checkpoints and logs to --out")
     p.add_argument("--config", default="cpu-quick",
                    help="preset: smoke, cpu-quick, cpu-full, default, gpu (default: cpu-quick)")
     p.add_argument("--out", default=None, help="output folder (default: runs/CONFIG)")
-    p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help="override the preset's number of steps (default: the preset's)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--resume", default=None,
-                   help="'auto' (OUT/last.pt if present) or a checkpoint path")
+                   help="'auto' (OUT/last.pt if present) or a checkpoint path (default: start "
+                        "afresh)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cache-dir", default=None,
                    help="where rendered splits are cached (default: data/cache)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="a checkpoint, the mean shape and perfect-landmark "
-                                        "fitting, scored on the same test faces")
-    p.add_argument("--checkpoint", required=True, help="a .pt file from train")
+    p = command("evaluate", "a checkpoint, the mean shape and perfect-landmark fitting, scored "
+                            "on the same test faces")
+    p.add_argument("--checkpoint", required=True, help="a .pt file from train (required)")
     p.add_argument("--n", type=int, default=256, help="test faces (default: 256)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the faces (default: the test split's, never trained on)")
     p.add_argument("--data", choices=("full", "train"), default="full",
                    help="full: the full distribution at the checkpoint's input size "
                         "(default); train: the distribution the checkpoint was trained on")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--json", default=None,
+                   help="also write the figures to this JSON file (default: none)")
     p.add_argument("--no-fit", action="store_true",
                    help="skip the fitting baseline (about 40 ms per face)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     p.add_argument("--cache-dir", default=None,
                    help="where rendered splits are cached (default: data/cache)")
     p.set_defaults(func=_evaluate)
-    p = sub.add_parser("reconstruct", help="reconstruct the face in a photo, export .obj/.ply")
+
+    p = command("reconstruct", "reconstruct the faces in a photo: .obj/.ply meshes, an overlay")
     p.add_argument("photo", help="a photo (JPEG, PNG, ...)")
-    p.add_argument("-o", "--out", default="face.obj", help="output mesh, .obj or .ply")
+    p.add_argument("-o", "--out", default="face.obj",
+                   help="output mesh, .obj or .ply; vertices in photo pixels (x right, y up = "
+                        "-row, z toward you), as its header says")
     p.add_argument("--checkpoint", default=None, help="default: data/e2far_lite.pt")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true",
@@ -309,15 +355,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the N-th largest face found (default 0, the largest)")
     which.add_argument("--box", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
                        help="the face box in pixels, tight around the face, instead of detecting")
-    p.add_argument("--overlay", default=None, help="also draw mesh + landmarks on the photo (PNG)")
+    p.add_argument("--detector", choices=("auto",) + DETECTORS, default="auto",
+                   help="hog: dlib's HOG detector; cascade: scikit-image's LBP cascade; auto: "
+                        "hog when dlib is installed (default: auto)")
+    p.add_argument("--colors", action="store_true",
+                   help="vertex colours sampled from the photo where it shows the vertex "
+                        "(z-buffer test), grey elsewhere; .ply or .obj (v x y z r g b)")
+    p.add_argument("--overlay", default=None,
+                   help="also draw the shaded mesh (alpha blended) and the 68 landmarks over "
+                        "the photo, as this PNG (default: none)")
     p.set_defaults(func=_reconstruct)
 
-    p = sub.add_parser("landmarks-nme",
-                       help="landmark NME on annotated real photos (dlib XML, iBUG .pts)")
+    p = command("landmarks-nme", "landmark NME on annotated real photos (dlib XML, iBUG .pts)")
     p.add_argument("annotations", help="a dlib XML file, a .pts file, or a folder of them")
     p.add_argument("--checkpoint", default=None, help="default: data/e2far_lite.pt")
-    p.add_argument("--box", choices=("annotated", "landmarks"), default="annotated",
-                   help="crop from the annotated box (default) or the landmarks' own box")
+    p.add_argument("--box", choices=("annotated", "landmarks", "detected"), default="annotated",
+                   help="crop from the annotated box (default), the landmarks' own box, or the "
+                        "box --detector finds for the face (faces it misses are left out)")
+    p.add_argument("--detector", choices=("auto",) + DETECTORS, default="auto",
+                   help="--box detected: hog, cascade, or auto (hog when dlib is installed; "
+                        "default: auto)")
     p.add_argument("--no-oracle", action="store_true",
                    help="skip the oracle row (the model fitted to the answers)")
     p.set_defaults(func=_landmarks_nme)

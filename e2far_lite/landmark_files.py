@@ -207,6 +207,28 @@ def read_annotations(source: str | os.PathLike) -> list[AnnotatedFace]:
     raise ValueError(f"source: expected a .xml or .pts file or a folder, got {source.name!r}")
 
 
+#: The environment variable naming a development set of annotated real faces (a dlib XML
+#: file, a ``.pts`` file or a folder, as :func:`read_annotations` takes) that notebook 08 and
+#: the real-photo scripts measure on.
+DEV_FACES_ENV = "E2FAR_DEV_FACES"
+
+
+def dev_annotations() -> Path | None:
+    """The annotated real-face set the user points at with ``E2FAR_DEV_FACES``, or None.
+
+    Raises:
+        FileNotFoundError: the variable is set but names nothing that exists.
+    """
+    value = os.environ.get(DEV_FACES_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{DEV_FACES_ENV}: expected a dlib .xml file, a .pts file or a "
+                                f"folder of them, got {value!r}, which does not exist")
+    return path
+
+
 def _pts_face(path: Path) -> AnnotatedFace:
     landmarks = read_pts(path)
     if len(landmarks) != NUM_LANDMARKS:
@@ -219,4 +241,5 @@ def _pts_face(path: Path) -> AnnotatedFace:
                             f"({', '.join(_IMAGE_SUFFIXES)}), got none")
 
 
-__all__ = ["AnnotatedFace", "read_dlib_xml", "read_pts", "read_annotations", "NUM_LANDMARKS"]
+__all__ = ["AnnotatedFace", "read_dlib_xml", "read_pts", "read_annotations", "NUM_LANDMARKS",
+           "DEV_FACES_ENV", "dev_annotations"]

@@ -13,14 +13,15 @@ from .checks import check_shape
 
 
 def save_mesh(path: str | os.PathLike, vertices: Tensor, triangles: Tensor,
-              colors: Tensor | None = None) -> Path:
+              colors: Tensor | None = None, units: str = "mm") -> Path:
     """Save one mesh; the format follows the suffix (``.obj`` or ``.ply``). Written atomically.
 
     Args:
         path: output file, ``.obj`` or ``.ply``.
-        vertices: (V, 3) in mm.
+        vertices: (V, 3), in ``units``.
         triangles: (F, 3) 0-based vertex indices.
         colors: optional (V, 3) RGB in [0, 1] (stored as vertex colours).
+        units: what the coordinates are, written in the file's header comment (one line).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -30,12 +31,17 @@ def save_mesh(path: str | os.PathLike, vertices: Tensor, triangles: Tensor,
     check_shape(triangles, "triangles", (None, 3))
     v = vertices.detach().cpu().double().numpy()
     f = triangles.detach().cpu().numpy().astype(np.int64)
+    if colors is not None:
+        check_shape(colors, "colors", (vertices.shape[0], 3))
+    if "\n" in units or "\r" in units:
+        raise ValueError(f"units: expected one line, got {units!r}")
     rgb = None if colors is None else colors.detach().cpu().clamp(0, 1).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(_obj_bytes(v, f, rgb) if suffix == ".obj" else _ply_bytes(v, f, rgb))
+            handle.write(_obj_bytes(v, f, rgb, units) if suffix == ".obj"
+                         else _ply_bytes(v, f, rgb, units))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -44,8 +50,8 @@ def save_mesh(path: str | os.PathLike, vertices: Tensor, triangles: Tensor,
     return path
 
 
-def _obj_bytes(v: np.ndarray, f: np.ndarray, rgb: np.ndarray | None) -> bytes:
-    lines = ["# e2far-lite mesh, units: mm"]
+def _obj_bytes(v: np.ndarray, f: np.ndarray, rgb: np.ndarray | None, units: str) -> bytes:
+    lines = [f"# e2far-lite mesh, units: {units}"]
     if rgb is None:
         lines += [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in v]
     else:
@@ -55,8 +61,8 @@ def _obj_bytes(v: np.ndarray, f: np.ndarray, rgb: np.ndarray | None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _ply_bytes(v: np.ndarray, f: np.ndarray, rgb: np.ndarray | None) -> bytes:
-    header = ["ply", "format binary_little_endian 1.0", "comment e2far-lite mesh, units: mm",
+def _ply_bytes(v: np.ndarray, f: np.ndarray, rgb: np.ndarray | None, units: str) -> bytes:
+    header = ["ply", "format binary_little_endian 1.0", f"comment e2far-lite mesh, units: {units}",
               f"element vertex {len(v)}", "property float x", "property float y",
               "property float z"]
     vdtype = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]

@@ -8,30 +8,38 @@
 Pixel coordinates are the package's (:mod:`e2far_lite.camera`): x right, y down, origin at the
 top-left corner of the top-left pixel. Boxes are ``(x, y, w, h)``: left, top, width, height.
 
+**The detector.** dlib's HOG frontal face detector (``dlib-bin`` wheel, model inside) when dlib
+is installed, else scikit-image's LBP cascade with a warning. On the 18 faces of 4 development
+photos (``data/detector_study.py``; a face is found when a box's centre lies within 0.4 of its
+68-landmark box's side of that box's centre and the sides differ at most 2x): HOG 18/18 found,
+0 false faces; OpenCV's best Haar cascade 15/18 with 1 false; the LBP cascade 11/18 with 2.
+
 **Why a box convention.** The network was trained on crops cut around the projected 68
 landmarks: a square centred on the landmarks' box (jitter ±``box_shift`` of the side), its side
 ``box_scale`` (1.2-1.45) times the larger side of that box. A face detector's box is not the
 landmark box: scikit-image's LBP cascade frames a real face from the forehead to just above
-the chin. A
-:class:`BoxConvention` says which landmark box a detector box implies; the crop follows from it.
-Measured with this module's :func:`detect_faces` and :func:`fit_box_convention` (medians over
-faces; ``s`` = detector box side; ``dx, dy`` = landmark box centre minus detector box centre;
-spread = interquartile range / 1.35 of the side ratio):
+the chin. A :class:`BoxConvention` says which landmark box a detector box implies; the crop
+follows from it. Measured with this module's :func:`detect_faces` and
+:func:`fit_box_convention` (medians over faces; ``s`` = detector box side; ``dx, dy`` =
+landmark box centre minus detector box centre; spread = interquartile range / 1.35 of the side
+ratio):
 
 =====================================================  ========  =========  ======  ======  ======
 faces                                                  found     side / s   dx / s  dy / s  spread
 =====================================================  ========  =========  ======  ======  ======
-synthetic renders, 256 px, faces 85-115 px, yaw < 30°  99/240    1.05       0.00    +0.17   0.21
-real photos: dev set, dlib's 68 landmarks              11/18     0.85       +0.05   +0.13   0.07
+LBP cascade: synthetic renders, 256 px, yaw < 30°      99/240    1.05       0.00    +0.17   0.21
+LBP cascade: real photos, dev set, dlib's 68 landmarks 11/18     0.85       +0.05   +0.13   0.07
+HOG: real photos, dev set, dlib's 68 landmarks         18/18     0.93       +0.11   +0.12   0.11
 =====================================================  ========  =========  ======  ======  ======
 
-The two disagree by 20% in size: the cascade boxes a rendered mask (no hair, forehead, ears)
-tighter than a real head. :data:`CASCADE_BOX` uses the real-photo figures (sideways shift set
-to 0 by symmetry), because detections are made on real photos: on the 11 dev faces the cascade
-finds, crops cut with the synthetic figures gave 800-step ``cpu-quick`` networks a landmark NME
-of 20.5% (trained on black backgrounds) and 8.7% (cluttered), crops cut with the real ones
-11.8% and 6.7%. :data:`CASCADE_BOX_SYNTHETIC` keeps the synthetic figures. Annotated boxes in
-:func:`real_landmark_nme` do not use the cascade at all.
+For the cascade the two disagree by 20% in size: it boxes a rendered mask (no hair, forehead,
+ears) tighter than a real head. :data:`CASCADE_BOX` and :data:`HOG_BOX` use the real-photo
+figures (sideways shift set to 0 by symmetry), because detections are made on real photos: on
+the 11 dev faces the cascade finds, crops cut with the synthetic figures gave 800-step
+``cpu-quick`` networks a landmark NME of 20.5% (trained on black backgrounds) and 8.7%
+(cluttered), crops cut with the real ones 11.8% and 6.7%. :data:`CASCADE_BOX_SYNTHETIC` keeps
+the synthetic figures. Annotated boxes in :func:`real_landmark_nme` use no detector unless
+``use_box="detected"``.
 """
 
 from __future__ import annotations
@@ -182,6 +190,17 @@ def _sniff(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- detection
+#: The detectors :func:`detect_faces` knows: dlib's HOG frontal detector (``pip install
+#: dlib-bin``; the model is inside the wheel) and scikit-image's bundled LBP cascade.
+DETECTORS = ("hog", "cascade")
+#: dlib's HOG detector scans an 80 x 80 px window: smaller faces are found by upsampling.
+HOG_WINDOW = 80
+#: Detections scoring below this are dropped (dlib's own default is 0). On the development
+#: photos the weakest true face scores 0.22; the false face on scikit-image's astronaut (her
+#: sleeve) 0.12; the threshold is halfway (see data/detector_study.py).
+HOG_THRESHOLD = 0.17
+
+
 @functools.lru_cache(maxsize=1)
 def _cascade():
     import skimage.data
@@ -190,19 +209,50 @@ def _cascade():
     return Cascade(skimage.data.lbp_frontal_face_cascade_filename())
 
 
-def detect_faces(image, min_size: float | None = None, scale_factor: float = 1.1,
-                 min_neighbors: int = 6) -> list[Box]:
-    """Frontal faces found by scikit-image's bundled LBP cascade, largest first.
+@functools.lru_cache(maxsize=1)
+def _hog():
+    import dlib
 
-    The photo is searched in grey at most :data:`DETECT_MAX_SIDE` px on its longer side.
+    return dlib.get_frontal_face_detector()
+
+
+@functools.lru_cache(maxsize=1)
+def default_detector() -> str:
+    """``"hog"`` when dlib imports, else ``"cascade"`` (with a one-line warning, once)."""
+    try:
+        _hog()
+    except ImportError:
+        import warnings
+
+        warnings.warn("dlib is not installed (pip install dlib-bin): faces are found with "
+                      "scikit-image's LBP cascade instead, which misses more of them",
+                      stacklevel=2)
+        return "cascade"
+    return "hog"
+
+
+def detect_faces(image, min_size: float | None = None, detector: str = "auto",
+                 scale_factor: float = 1.1, min_neighbors: int = 6,
+                 threshold: float = HOG_THRESHOLD) -> list[Box]:
+    """Frontal faces in a photo, largest first.
+
+    ``detector="hog"`` is dlib's HOG frontal face detector (an 80 px window over a pyramid;
+    the photo is upsampled 2x per level needed to reach ``min_size``); ``"cascade"`` is
+    scikit-image's LBP cascade (a 24 px window). ``"auto"``: HOG when dlib is installed, else
+    the cascade (:func:`default_detector`). The photo is searched at most
+    :data:`DETECT_MAX_SIDE` px on its longer side. Each detector frames faces its own way:
+    :func:`box_convention` says how its boxes relate to the 68 landmarks.
 
     Args:
         image: anything :func:`load_image` takes.
-        min_size: the smallest face side to look for, in photo pixels (default 8% of the
-            photo's shorter side; never below the cascade's 24 px window at search size).
-            Smaller values find smaller faces, and more false ones.
-        scale_factor: the window grows by this factor from one search scale to the next.
-        min_neighbors: raw hits a group needs to count as a face (more: fewer false faces).
+        min_size: the smallest face side to look for, in photo pixels. Default: HOG 40 px at
+            search size (one upsampling); cascade 8% of the photo's shorter side (never below
+            its 24 px window at search size). Smaller values find smaller faces, more slowly,
+            and more false ones.
+        detector: ``"auto"``, ``"hog"`` or ``"cascade"``.
+        scale_factor: cascade only: the window grows by this factor per search scale.
+        min_neighbors: cascade only: raw hits a group needs to count as a face.
+        threshold: HOG only: the smallest detection score kept (higher: fewer false faces).
 
     Returns:
         boxes ``(x, y, w, h)`` in photo pixels, sorted by area, largest first (maybe empty).
@@ -212,30 +262,55 @@ def detect_faces(image, min_size: float | None = None, scale_factor: float = 1.1
         >>> len(detect_faces(skimage.data.astronaut()))
         1
     """
+    if detector == "auto":
+        detector = default_detector()
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected 'auto' or one of {DETECTORS}, got {detector!r}")
+    if min_size is not None and not min_size > 0:
+        raise ValueError(f"min_size: expected a face size > 0 px, got {min_size!r}")
     from skimage.transform import resize
 
     photo = load_image(image)
-    gray = photo @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
-    height, width = gray.shape
+    height, width = photo.shape[:2]
     factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
     if factor < 1:
-        gray = resize(gray, (round(height * factor), round(width * factor)), anti_aliasing=True)
-    fy, fx = gray.shape[0] / height, gray.shape[1] / width
-    short = min(gray.shape)
-    if min_size is None:
-        smallest = 0.08 * short
-    elif not min_size > 0:
-        raise ValueError(f"min_size: expected a face size > 0 px, got {min_size!r}")
+        photo = resize(photo, (round(height * factor), round(width * factor)),
+                       anti_aliasing=True)
+    fy, fx = photo.shape[0] / height, photo.shape[1] / width
+    if detector == "hog":
+        found = _detect_hog(photo, None if min_size is None else min_size * factor, threshold)
     else:
-        smallest = min_size * factor
+        found = _detect_cascade(photo, None if min_size is None else min_size * factor,
+                                scale_factor, min_neighbors)
+    boxes = [(x / fx, y / fy, w / fx, h / fy) for x, y, w, h in found]
+    return sorted(boxes, key=lambda b: -b[2] * b[3])
+
+
+def _detect_hog(photo: np.ndarray, min_size: float | None, threshold: float) -> list[Box]:
+    """dlib boxes (x, y, w, h) in ``photo``'s pixels; ``min_size`` in the same pixels."""
+    smallest = HOG_WINDOW / 2 if min_size is None else min_size
+    upsample = int(np.clip(np.ceil(np.log2(HOG_WINDOW / smallest)), 0, 3))
+    pixels = (photo * 255).round().astype(np.uint8)
+    rects, scores, _ = _hog().run(pixels, upsample, threshold)
+    # dlib's rectangles are inclusive pixel ranges: (left, top) corner, width = right-left+1
+    return [(float(r.left()), float(r.top()), float(r.width()), float(r.height()))
+            for r, score in zip(rects, scores, strict=True) if score >= threshold]
+
+
+def _detect_cascade(photo: np.ndarray, min_size: float | None, scale_factor: float,
+                    min_neighbors: int) -> list[Box]:
+    """LBP cascade boxes (x, y, w, h) in ``photo``'s pixels; ``min_size`` in the same pixels."""
+    gray = photo @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
+    short = min(gray.shape)
+    smallest = 0.08 * short if min_size is None else min_size
     smallest = int(round(max(CASCADE_WINDOW, smallest)))
     if smallest > short:
         return []
     found = _cascade().detect_multi_scale(
         gray, scale_factor=scale_factor, step_ratio=1, min_size=(smallest, smallest),
         max_size=(short, short), min_neighbor_number=min_neighbors)
-    boxes = [(d["c"] / fx, d["r"] / fy, d["width"] / fx, d["height"] / fy) for d in found]
-    return sorted(boxes, key=lambda b: -b[2] * b[3])
+    return [(float(d["c"]), float(d["r"]), float(d["width"]), float(d["height"]))
+            for d in found]
 
 
 # ---------------------------------------------------------------------------- cropping
@@ -272,6 +347,21 @@ CASCADE_BOX_SYNTHETIC = BoxConvention(scale=1.05, shift_x=0.0, shift_y=0.17)
 #: measured sideways shift (+0.05, 11 faces, most turned the same way) is set to 0: a mirrored
 #: photo would give -0.05.
 CASCADE_BOX = BoxConvention(scale=0.85, shift_x=0.0, shift_y=0.13)
+#: dlib's HOG detector on real photos, used for its detections: fitted by
+#: ``data/detector_study.py`` on the 18 development faces (all found), its boxes against the
+#: boxes of the faces' 68 annotated landmarks (medians: side 0.93, dx +0.11, dy +0.12; see
+#: ``data/detector_study.json``). The sideways shift is set to 0 as for the cascade: most of
+#: those faces are turned the same way, and a mirrored photo would give -0.11.
+HOG_BOX = BoxConvention(scale=0.93, shift_x=0.0, shift_y=0.12)
+
+
+def box_convention(detector: str = "auto") -> BoxConvention:
+    """The :class:`BoxConvention` of :func:`detect_faces`'s boxes for ``detector``."""
+    if detector == "auto":
+        detector = default_detector()
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected 'auto' or one of {DETECTORS}, got {detector!r}")
+    return HOG_BOX if detector == "hog" else CASCADE_BOX
 
 
 def match_faces(boxes: Sequence[Box], landmarks: np.ndarray) -> Box | None:
@@ -427,8 +517,8 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
         model: the morphable model of its coefficients.
         config: the run's :class:`~e2far_lite.configs.TrainConfig` (input size, crop rule).
         boxes: face boxes (x, y, w, h) in photo pixels; default :func:`detect_faces`.
-        convention: how ``boxes`` relate to the landmarks; default :data:`CASCADE_BOX` for
-            detected faces, :data:`LANDMARK_BOX` for given boxes.
+        convention: how ``boxes`` relate to the landmarks; default the detector's
+            (:func:`box_convention`) for detected faces, :data:`LANDMARK_BOX` for given boxes.
         name: the photo's name in messages (default the file name).
 
     Returns:
@@ -444,10 +534,11 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
         name = Path(image).name if isinstance(image, (str, os.PathLike)) else "the image"
     photo = load_image(image, name=name)
     if boxes is None:
-        boxes = detect_faces(photo)
+        detector = default_detector()
+        boxes = detect_faces(photo, detector=detector)
         if not boxes:
             raise ValueError(f"no face found in {name}; pass box=(x, y, w, h)")
-        convention = CASCADE_BOX if convention is None else convention
+        convention = box_convention(detector) if convention is None else convention
     convention = LANDMARK_BOX if convention is None else convention
     boxes = [tuple(float(v) for v in box) for box in boxes]
     for box in boxes:
@@ -525,6 +616,28 @@ def mean_shape_landmarks(model: MorphableModel, box: Box,
 
 
 # ---------------------------------------------------------------------------- pictures
+def _overlay_camera(face: Reconstruction, resolution: int,
+                    region: tuple[float, float, float] | None = None,
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """The face's weak-perspective camera as a pinhole 100 m away with a long lens (relative
+    depth differences of 0.1%), for a (resolution x resolution) render of the crop square, or
+    of ``region`` = (x0, y0, side) in photo pixels: camera-frame points (1, V, 3) mm, focal
+    (1,) and centre (1, 2) in render pixels."""
+    distance = 1e5  # mm
+    points = to_camera(face.vertices[None], face.pose[None, :3],
+                       torch.tensor([[0.0, 0.0, distance]]))
+    if region is None:
+        zoom = resolution / face.image.shape[-1]
+        focal = (face.pose[5] * distance * zoom)[None]
+        centre = face.pose[None, 3:5] * zoom
+    else:
+        x0, y0, side = region
+        zoom = resolution / side
+        focal = (face.photo_pose[5] * distance * zoom)[None]
+        centre = (face.photo_pose[None, 3:5] - torch.tensor([x0, y0])) * zoom
+    return points, focal, centre
+
+
 def render_overlay(face: Reconstruction, model: MorphableModel, resolution: int = 256,
                    ) -> np.ndarray:
     """A shaded render of the posed mesh over the crop square: (R, R, 4) RGBA float.
@@ -536,16 +649,64 @@ def render_overlay(face: Reconstruction, model: MorphableModel, resolution: int 
     from .renderer import Renderer
     from .shading import skin_albedo
 
-    distance = 1e5  # mm
-    zoom = resolution / face.image.shape[-1]
-    points = to_camera(face.vertices[None], face.pose[None, :3],
-                       torch.tensor([[0.0, 0.0, distance]]))
-    focal = (face.pose[5] * distance * zoom)[None]
-    centre = face.pose[None, 3:5] * zoom
+    points, focal, centre = _overlay_camera(face, resolution)
     albedo = skin_albedo(model.mean.cpu(), 1, torch.Generator().manual_seed(0))
     out = Renderer(resolution).render(points, model.triangles.cpu(), focal, centre, albedo)
     rgba = torch.cat([out.image[0], out.mask[0]]).permute(1, 2, 0)
     return rgba.numpy()
+
+
+#: The colour of vertices the photo does not show (hidden or outside it), RGB in [0, 1].
+HIDDEN_GREY = (0.5, 0.5, 0.5)
+
+
+def vertex_colors(image, face: Reconstruction, model: MorphableModel,
+                  tolerance: float = 4.0) -> tuple[Tensor, Tensor]:
+    """Per-vertex colours sampled from the photo where the photo shows the vertex.
+
+    The mesh is rendered with the camera of :func:`render_overlay` over a square around its
+    projection, at about one render pixel per photo pixel; a vertex is visible when it lies
+    inside the photo and at most ``tolerance`` mm behind the rendered depth
+    (:func:`~e2far_lite.renderer.project_landmarks`'s test). Visible vertices take the photo's
+    bilinearly interpolated colour at their projection; the others :data:`HIDDEN_GREY`.
+
+    Args:
+        image: the photo ``face`` was reconstructed from (anything :func:`load_image` takes).
+        face: one :class:`Reconstruction` of it.
+        model: its morphable model.
+        tolerance: mm a vertex may lie behind the z-buffer and still count as visible.
+
+    Returns:
+        colors (V, 3) RGB in [0, 1] and visible (V,) bool.
+    """
+    from torch.nn.functional import grid_sample
+
+    from .renderer import Renderer, project_landmarks
+
+    photo = torch.from_numpy(load_image(image))
+    height, width = photo.shape[:2]
+    # render a square around the whole projected mesh (it may reach outside the crop)
+    projected = face.photo_vertices[:, :2]
+    projected = projected[torch.isfinite(projected).all(1)]
+    lo, hi = projected.amin(0) - 2, projected.amax(0) + 2
+    side = float((hi - lo).max())
+    x0, y0 = (float(v) for v in (lo + hi) / 2 - side / 2)
+    resolution = int(np.clip(round(side), 64, 1024))
+    points, focal, centre = _overlay_camera(face, resolution, (x0, y0, side))
+    grey = torch.ones(1, points.shape[1], 3)
+    depth = Renderer(resolution).render(points, model.triangles.cpu(), focal, centre,
+                                        grey).depth
+    pixels, visible = project_landmarks(points, focal, centre, depth, tolerance)
+    xy = pixels[0] * (side / resolution) + torch.tensor([x0, y0])
+    inside = ((xy >= 0) & (xy < torch.tensor([width, height]))).all(-1)
+    visible = visible[0] & inside
+    # grid_sample's align_corners=False grid: -1 and +1 are the photo's outer pixel corners
+    grid = (xy / torch.tensor([width, height]) * 2 - 1).nan_to_num(0.0)
+    sampled = grid_sample(photo.permute(2, 0, 1)[None], grid[None, None].float(),
+                          mode="bilinear", padding_mode="border", align_corners=False)
+    sampled = sampled[0, :, 0].T  # (V, 3)
+    colors = torch.where(visible[:, None], sampled, torch.tensor(HIDDEN_GREY))
+    return colors.clamp(0, 1), visible
 
 
 def overlay_figure(image, faces: Sequence[Reconstruction], model: MorphableModel,
@@ -634,19 +795,31 @@ def upload_widget(net: nn.Module, model: MorphableModel, config: TrainConfig):
 
 
 # ---------------------------------------------------------------------------- export
-def export_mesh(path: str | os.PathLike, face: Reconstruction, model: MorphableModel) -> Path:
-    """Save the posed face as ``.obj`` or ``.ply``, placed as in the photo.
+#: What the vertex coordinates of :func:`export_mesh`'s files are, written in their header.
+EXPORT_UNITS = "photo pixels (x right, y up = -row, z toward the viewer)"
+
+
+def export_mesh(path: str | os.PathLike, face: Reconstruction, model: MorphableModel,
+                colors: Tensor | None = None) -> Path:
+    """Save the posed face as ``.obj`` or ``.ply``, placed as in the photo. Written atomically.
 
     Vertex ``(x, y, z)`` = ``(u, -v, depth)``: ``u, v`` are photo pixels and ``depth`` the
     toward-the-camera depth in the same pixels (:attr:`Reconstruction.photo_vertices`). The
     y flip makes the frame right-handed (x right, y up, z toward the viewer), so the triangles
     keep their counter-clockwise winding and a viewer shows the face upright, facing you.
-    Units are photo pixels (the file's header comment from ``mesh_io`` says mm).
+    Units are photo pixels, and the file's header says so (:data:`EXPORT_UNITS`).
+
+    Args:
+        path: output file, ``.obj`` (``v x y z r g b`` lines with colours) or ``.ply``
+            (binary, uchar vertex colours).
+        face: the reconstruction.
+        model: its morphable model (for the triangles).
+        colors: optional (V, 3) RGB in [0, 1], e.g. :func:`vertex_colors`.
     """
     from .mesh_io import save_mesh
 
     flipped = face.photo_vertices * torch.tensor([1.0, -1.0, 1.0])
-    return save_mesh(path, flipped, model.triangles.cpu())
+    return save_mesh(path, flipped, model.triangles.cpu(), colors, units=EXPORT_UNITS)
 
 
 # ---------------------------------------------------------------------------- real-face NME
@@ -656,19 +829,26 @@ class LandmarkNME:
     annotated landmarks' box; multiply by 100 for %)."""
 
     faces: list  # the AnnotatedFace records, in file order
-    nme: list[float]  # the network's
+    nme: list[float]  # the network's (NaN for a face the detector missed)
     baseline: list[float]  # the mean face, frontal, fitted to the box
-    predicted: list[Tensor]  # the network's (68, 2) landmarks per face, photo pixels
-    crops: list[CropBox]  # the crop each face was cut with
+    predicted: list[Tensor | None]  # the network's (68, 2) landmarks per face, photo pixels
+    crops: list[CropBox | None]  # the crop each face was cut with
     oracle: list[float] | None = None  # fit_landmarks on the answers: a floor, not a rival
+    boxes: list[Box | None] | None = None  # the box each face was cropped from
+
+    @property
+    def found(self) -> int:
+        """Faces with a box (all of them unless boxes were detected)."""
+        return int(np.isfinite(self.nme).sum())
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.nme))
+        """Mean NME over the faces with a box."""
+        return float(np.nanmean(self.nme)) if self.found else float("nan")
 
     @property
     def baseline_mean(self) -> float:
-        return float(np.mean(self.baseline))
+        return float(np.nanmean(self.baseline)) if self.found else float("nan")
 
     @property
     def oracle_mean(self) -> float:
@@ -677,7 +857,7 @@ class LandmarkNME:
 
 def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: MorphableModel,
                       config: TrainConfig, use_box: str = "annotated",
-                      oracle: bool = False) -> LandmarkNME:
+                      oracle: bool = False, detector: str = "auto") -> LandmarkNME:
     """Landmark NME of the network on annotated real photos.
 
     For each annotated face: the box (dlib XML: the annotated box; ``.pts``: the landmarks'
@@ -691,8 +871,12 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
         source: a dlib ``.xml`` file, a ``.pts`` file, or a folder (see
             :func:`~e2far_lite.landmark_files.read_annotations`).
         net, model, config: what :func:`~e2far_lite.checkpoint.load_checkpoint` returns.
-        use_box: ``"annotated"`` (the file's box where there is one) or ``"landmarks"`` (the
-            annotated landmarks' own box for every face: the 3DDFA AFLW2000-3D protocol).
+        use_box: ``"annotated"`` (the file's box where there is one), ``"landmarks"`` (the
+            annotated landmarks' own box for every face: the 3DDFA AFLW2000-3D protocol) or
+            ``"detected"`` (:func:`detect_faces`' box that :func:`match_faces` pairs with the
+            face, each box used once, read through :func:`box_convention`; a face without
+            one gets NaN and is left out of the means: see :attr:`LandmarkNME.found`).
+        detector: for ``use_box="detected"``: ``"auto"``, ``"hog"`` or ``"cascade"``.
         oracle: also fit the model to the annotated landmarks themselves
             (:func:`~e2far_lite.fitting.fit_landmarks`): it reads the answers, so it is no
             competitor, but it shows how close the model's 68 points can come to these
@@ -701,8 +885,12 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
     from .landmark_files import read_annotations
     from .metrics import landmark_nme
 
-    if use_box not in ("annotated", "landmarks"):
-        raise ValueError(f"use_box: expected 'annotated' or 'landmarks', got {use_box!r}")
+    if use_box not in ("annotated", "landmarks", "detected"):
+        raise ValueError(f"use_box: expected 'annotated', 'landmarks' or 'detected', "
+                         f"got {use_box!r}")
+    if detector == "auto" and use_box == "detected":
+        detector = default_detector()
+    convention = box_convention(detector) if use_box == "detected" else LANDMARK_BOX
     faces = read_annotations(source)
     if not faces:
         raise ValueError(f"source: expected annotated faces in {str(source)!r}, got none")
@@ -713,15 +901,28 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
     baseline = [float("nan")] * len(faces)
     predicted: list = [None] * len(faces)
     crops: list = [None] * len(faces)
+    used: list = [None] * len(faces)
     for image, indices in by_image.items():
-        boxes = [faces[i].box if faces[i].box is not None and use_box == "annotated"
-                 else faces[i].landmark_box() for i in indices]
-        recs = reconstruct_faces(image, net, model, config, boxes, LANDMARK_BOX)
-        for i, box, rec in zip(indices, boxes, recs, strict=True):
+        if use_box == "detected":
+            found = detect_faces(image, detector=detector)
+            boxes = []
+            for i in indices:
+                box = match_faces(found, faces[i].landmarks)
+                if box is not None:
+                    found.remove(box)
+                boxes.append(box)
+        else:
+            boxes = [faces[i].box if faces[i].box is not None and use_box == "annotated"
+                     else faces[i].landmark_box() for i in indices]
+        pairs = [(i, box) for i, box in zip(indices, boxes, strict=True) if box is not None]
+        if not pairs:
+            continue
+        recs = reconstruct_faces(image, net, model, config, [b for _, b in pairs], convention)
+        for (i, box), rec in zip(pairs, recs, strict=True):
             target = torch.as_tensor(faces[i].landmarks, dtype=torch.float32)[None]
             nme[i] = float(landmark_nme(rec.landmarks2d[None], target)[0])
-            predicted[i], crops[i] = rec.landmarks2d, rec.crop
-            base = mean_shape_landmarks(model, box)[None]
+            predicted[i], crops[i], used[i] = rec.landmarks2d, rec.crop, box
+            base = mean_shape_landmarks(model, box, convention)[None]
             baseline[i] = float(landmark_nme(base, target)[0])
     fitted = None
     if oracle:
@@ -733,7 +934,7 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
         points = model.landmark_points(fit["a_id"], fit["a_exp"]).cpu()
         projected = weak_perspective_project(points, fit["pose"].cpu())
         fitted = [float(v) for v in landmark_nme(projected, targets)]
-    return LandmarkNME(faces, nme, baseline, predicted, crops, fitted)
+    return LandmarkNME(faces, nme, baseline, predicted, crops, fitted, used)
 
 
 def format_nme_table(result: LandmarkNME) -> str:
@@ -742,23 +943,35 @@ def format_nme_table(result: LandmarkNME) -> str:
     head = f"{'face':>4}  {'image':<22}{'box px':>7}  {'network':>8}  {'mean face':>9}"
     lines = [head + (f"  {'oracle*':>8}" if has_oracle else "")]
     for i, face in enumerate(result.faces):
-        x, y, w, h = face.box if face.box is not None else face.landmark_box()
-        row = (f"{i:>4}  {face.image.name[:21]:<22}{np.sqrt(w * h):>7.0f}  "
-               f"{100 * result.nme[i]:>7.2f}%  {100 * result.baseline[i]:>8.2f}%")
+        box = result.boxes[i] if result.boxes is not None else face.box
+        if np.isfinite(result.nme[i]):
+            x, y, w, h = box if box is not None else face.landmark_box()
+            row = (f"{i:>4}  {face.image.name[:21]:<22}{np.sqrt(w * h):>7.0f}  "
+                   f"{100 * result.nme[i]:>7.2f}%  {100 * result.baseline[i]:>8.2f}%")
+        else:
+            row = f"{i:>4}  {face.image.name[:21]:<22}{'':>7}  {'missed':>8}  {'':>9}"
         lines.append(row + (f"  {100 * result.oracle[i]:>7.2f}%" if has_oracle else ""))
-    mean = (f"{'mean':>4}  {f'{len(result.faces)} faces':<22}{'':>7}  {100 * result.mean:>7.2f}%"
+    count = len(result.faces)
+    label = f"{count} faces" if result.found == count else f"{result.found} of {count} found"
+    mean = (f"{'mean':>4}  {label:<22}{'':>7}  {100 * result.mean:>7.2f}%"
             f"  {100 * result.baseline_mean:>8.2f}%")
     lines.append(mean + (f"  {100 * result.oracle_mean:>7.2f}%" if has_oracle else ""))
     lines.append("NME = mean landmark distance / sqrt(w*h) of the annotated landmarks' box. "
                  "mean face: the mean shape, frontal, scaled into the box.")
+    if result.found < count:
+        lines.append(f"missed: no detected box matched the face; network and mean face are "
+                     f"averaged over the {result.found} faces found"
+                     + (", the oracle over all" if has_oracle else "") + ".")
     if has_oracle:
         lines.append("* oracle: the model fitted to the annotated landmarks themselves "
                      "(fitting.fit_landmarks). It reads the answers: a floor, not a baseline.")
     return "\n".join(lines)
 
 
-__all__ = ["load_image", "detect_faces", "BoxConvention", "LANDMARK_BOX", "CASCADE_BOX",
+__all__ = ["load_image", "detect_faces", "default_detector", "box_convention", "DETECTORS",
+           "BoxConvention", "LANDMARK_BOX", "CASCADE_BOX", "HOG_BOX",
            "CASCADE_BOX_SYNTHETIC", "CropBox", "crop_box", "cut_crop", "Reconstruction",
            "reconstruct", "reconstruct_faces", "mean_shape_landmarks", "render_overlay",
+           "vertex_colors", "HIDDEN_GREY", "EXPORT_UNITS",
            "overlay_figure", "upload_widget", "export_mesh", "LandmarkNME", "real_landmark_nme",
            "format_nme_table", "match_faces", "fit_box_convention"]

@@ -111,10 +111,35 @@ def test_load_image_files(tmp_path, astronaut):
 
 
 # ---------------------------------------------------------------------------- detection
-def test_detects_the_astronauts_face(astronaut):
-    boxes = photo.detect_faces(astronaut)
+@pytest.mark.parametrize("detector", ["auto", "hog", "cascade"])
+def test_detects_the_astronauts_face(astronaut, detector):
+    boxes = photo.detect_faces(astronaut, detector=detector)
     assert len(boxes) == 1
     assert iou(boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_hog_is_the_default_and_the_cascade_the_fallback(monkeypatch):
+    pytest.importorskip("dlib")
+    assert photo.default_detector() == "hog"
+    assert photo.box_convention() == photo.HOG_BOX
+    assert photo.box_convention("cascade") == photo.CASCADE_BOX
+
+    def no_dlib():
+        raise ImportError("No module named 'dlib'")
+
+    monkeypatch.setattr(photo, "_hog", no_dlib)
+    photo.default_detector.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=r"dlib is not installed \(pip install dlib-bin\)"):
+            assert photo.default_detector() == "cascade"
+        assert photo.box_convention() == photo.CASCADE_BOX
+        assert len(photo.detect_faces(skimage.data.astronaut())) == 1
+    finally:
+        photo.default_detector.cache_clear()
+    with pytest.raises(ValueError, match="detector: expected 'auto' or one of"):
+        photo.detect_faces(skimage.data.astronaut(), detector="yolo")
+    with pytest.raises(ValueError, match="detector: expected"):
+        photo.box_convention("yolo")
 
 
 def test_detection_survives_gray_rgba_uint16_and_downscaling(astronaut):
@@ -128,10 +153,14 @@ def test_detection_survives_gray_rgba_uint16_and_downscaling(astronaut):
 
 
 def test_smaller_min_size_finds_false_faces_and_the_exercise_checks(astronaut, capsys):
-    boxes = photo.detect_faces(astronaut, min_size=24)
+    boxes = photo.detect_faces(astronaut, min_size=24, detector="cascade")
     assert len(boxes) > 1  # the cascade's false alarms: why the default is 8% of the side
     assert boxes == sorted(boxes, key=lambda b: -b[2] * b[3])
-    assert check("08_astronaut_boxes", len(boxes))
+    # the HOG detector's score threshold keeps it to the face at this size too
+    assert len(photo.detect_faces(astronaut, min_size=24, detector="hog")) == 1
+    loose = photo.detect_faces(astronaut, detector="hog", threshold=0.0)
+    assert len(loose) == 2  # dlib's own threshold also boxes her sleeve
+    assert check("08_astronaut_boxes", len(photo.detect_faces(astronaut, min_size=24)))
     with pytest.raises(ValueError, match="min_size"):
         photo.detect_faces(astronaut, min_size=0)
 
@@ -139,7 +168,7 @@ def test_smaller_min_size_finds_false_faces_and_the_exercise_checks(astronaut, c
 def test_no_face_is_a_clear_error(smoke):
     net, model, config = smoke
     brick = skimage.data.brick()
-    assert photo.detect_faces(brick) == []
+    assert photo.detect_faces(brick) == photo.detect_faces(brick, detector="cascade") == []
     with pytest.raises(ValueError, match=r"no face found in the image; pass box=\(x, y, w, h\)"):
         photo.reconstruct(brick, net, model, config)
     with pytest.raises(ValueError, match="no face found in brick.png"):
@@ -289,6 +318,68 @@ def test_cli_reconstruct_writes_an_obj_trimesh_opens(tmp_path, astronaut, checkp
     main(["reconstruct", str(tmp_path / "astronaut.jpg"), "-o", str(tmp_path / "b.obj"),
           "--checkpoint", str(checkpoint), "--box", "180", "80", "90", "95"])
     assert (tmp_path / "b.obj").is_file()
+    header = (tmp_path / "b.obj").read_text().splitlines()[0]
+    assert header == f"# e2far-lite mesh, units: {photo.EXPORT_UNITS}" and "mm" not in header
+    assert b"units: photo pixels" in (tmp_path / "m_0.ply").read_bytes()[:200]
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".obj"])
+def test_cli_reconstruct_colors_round_trip_through_trimesh(tmp_path, astronaut, checkpoint,
+                                                           smoke, capsys, suffix):
+    trimesh = pytest.importorskip("trimesh")
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    out = tmp_path / f"face{suffix}"
+    main(["reconstruct", str(tmp_path / "astronaut.png"), "-o", str(out), "--checkpoint",
+          str(checkpoint), "--colors"])
+    assert "colours from the photo on" in capsys.readouterr().out
+    mesh = trimesh.load(out, process=False)
+    assert mesh.visual.kind == "vertex"
+    rgb = np.asarray(mesh.visual.vertex_colors)[:, :3].astype(int)
+    assert rgb.shape == (6706, 3)
+    # the checkpoint holds the smoke network: the same face, the same colours
+    net, model, config = smoke
+    face = photo.reconstruct(astronaut, net, model, config)
+    colors, visible = photo.vertex_colors(astronaut, face, model)
+    assert np.abs(rgb - (colors.numpy() * 255).round()).max() <= 1
+    shown = visible.numpy()
+    assert 0.5 < shown.mean() < 0.98  # some of the face is hidden from the camera
+    assert (rgb[~shown] == 128).all()
+    # the rest: the photo's colours where the vertices project (bilinear vs nearest pixel)
+    xy = face.photo_vertices[:, :2].numpy()
+    near = astronaut[xy[:, 1].astype(int), xy[:, 0].astype(int)].astype(int)
+    assert np.median(np.abs(rgb[shown] - near[shown])) <= 8
+    assert rgb[shown].std() > 10  # real photo colours, not a flat fill
+
+
+def test_vertex_colors_sample_visible_vertices_and_grey_the_hidden(smoke):
+    _, model, config = smoke
+    size = config.image_size
+    height, width = 120, 160
+    ys, xs = np.mgrid[0:height, 0:width]
+    # colour = position: red grows to the right, green downwards
+    gradient = np.dstack([(xs + 0.5) / width, (ys + 0.5) / height,
+                          np.full(xs.shape, 0.25)]).astype(np.float32)
+    box = (50.0, 30.0, 60.0, 60.0)
+    shown = []
+    for yaw in (0.0, 0.9):
+        pose = torch.tensor([[yaw, 0.0, 0.0, size / 2, size / 2, 0.3 * size / 64]])
+        truth = Truth({"a_id": torch.zeros(1, model.num_id),
+                       "a_exp": torch.zeros(1, model.num_exp), "pose": pose})
+        face = photo.reconstruct(gradient, truth, model, config, box=box)
+        colors, visible = photo.vertex_colors(gradient, face, model)
+        assert colors.shape == (model.num_vertices, 3) and visible.dtype == torch.bool
+        xy = face.photo_vertices[:, :2]
+        expected = torch.stack([xy[:, 0] / width, xy[:, 1] / height], 1)
+        torch.testing.assert_close(colors[visible, :2], expected[visible].float(),
+                                   atol=0.6 / height, rtol=0)
+        torch.testing.assert_close(colors[~visible], torch.full_like(colors[~visible], 0.5))
+        shown.append(visible)
+    # frontal: only what the nose and chin hide; turned by 52 degrees, a whole side goes
+    assert shown[0].float().mean() > 0.85
+    assert shown[1].float().mean() < shown[0].float().mean() - 0.1
+    newly_hidden = shown[0] & ~shown[1]
+    side = torch.sign(model.mean.cpu()[newly_hidden, 0])  # model frame x: the face's side
+    assert abs(float(side.mean())) > 0.8
 
 
 def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint):
@@ -299,7 +390,7 @@ def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint):
     with pytest.raises(SystemExit, match="list.png: not an image file"):
         main(["reconstruct", str(tmp_path / "list.png"), *args])
     Image.fromarray(skimage.data.brick()).save(tmp_path / "brick.png")
-    with pytest.raises(SystemExit, match="no face found in brick.png; pass --box"):
+    with pytest.raises(SystemExit, match=r"no face found in brick.png \(hog detector\); pass"):
         main(["reconstruct", str(tmp_path / "brick.png"), *args])
     with pytest.raises(SystemExit, match="expected a file name ending in .obj or .ply"):
         main(["reconstruct", str(tmp_path / "brick.png"), "-o", str(tmp_path / "f.stl")])
@@ -366,6 +457,36 @@ def test_real_landmark_nme_runs_on_the_dev_set(smoke):
     net, model, config = smoke
     result = photo.real_landmark_nme(DEV_XML, net, model, config)
     assert len(result.nme) == 18 and np.isfinite(result.nme).all()
+    cascade = photo.real_landmark_nme(DEV_XML, net, model, config, use_box="detected",
+                                      detector="cascade")
+    assert cascade.found == 11 and np.isfinite(cascade.mean)  # the faces it finds, measured
+    assert "missed" in photo.format_nme_table(cascade)
+
+
+@pytest.mark.skipif(not DEV_XML.is_file(), reason="the shared dev set is not here")
+def test_hog_finds_every_dev_face_and_its_box_convention_is_the_measured_one(smoke):
+    pytest.importorskip("dlib")
+    from e2far_lite.landmark_files import read_annotations
+
+    faces = read_annotations(DEV_XML)
+    boxes, landmarks, false = [], [], 0
+    for image in dict.fromkeys(f.image for f in faces):
+        found = photo.detect_faces(image, detector="hog")
+        for face in (f for f in faces if f.image == image):
+            box = photo.match_faces(found, face.landmarks)
+            if box is not None:
+                found.remove(box)
+                boxes.append(box)
+                landmarks.append(face.landmarks)
+        false += len(found)
+    assert len(boxes) == 18 and false == 0
+    fitted = photo.fit_box_convention(boxes, landmarks)
+    assert fitted.scale == pytest.approx(photo.HOG_BOX.scale, abs=0.005)
+    assert fitted.shift_y == pytest.approx(photo.HOG_BOX.shift_y, abs=0.005)
+    net, model, config = smoke
+    result = photo.real_landmark_nme(DEV_XML, net, model, config, use_box="detected",
+                                     detector="hog")
+    assert result.found == 18 and all(c is not None for c in result.crops)
 
 
 def test_box_convention_measurement_recovers_a_known_convention():
