@@ -69,3 +69,18 @@ def test_unwritable_output_folder(tmp_path, command):
                                          "folder should be"):
         main(argv)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "face.png"]
+
+
+def test_hog_detector_without_dlib_is_one_clear_line(tmp_path, monkeypatch):
+    from e2far_lite import photo as photo_module
+
+    def no_dlib():
+        raise ImportError("No module named 'dlib'")
+
+    monkeypatch.setattr(photo_module, "_hog", no_dlib)
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (64, 64)).save(photo)
+    with pytest.raises(SystemExit, match=r"^--detector: 'hog' needs dlib .*pip install dlib-bin, "
+                                         r"or pass --detector cascade"):
+        main(["reconstruct", str(photo), "--detector", "hog", "-o", str(tmp_path / "f.obj")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png"]

@@ -175,3 +175,18 @@ def test_the_shared_dev_set_parses():
     faces = read_dlib_xml(DEV_XML)
     assert len(faces) == 18
     assert all(np.isfinite(f.landmarks).all() and f.image.is_file() for f in faces)
+
+
+def test_dev_annotations_come_from_the_environment(tmp_path, monkeypatch):
+    from e2far_lite.landmark_files import DEV_FACES_ENV, dev_annotations
+
+    monkeypatch.delenv(DEV_FACES_ENV, raising=False)
+    assert dev_annotations() is None
+    monkeypatch.setenv(DEV_FACES_ENV, "  ")
+    assert dev_annotations() is None
+    monkeypatch.setenv(DEV_FACES_ENV, str(tmp_path / "faces.xml"))
+    with pytest.raises(FileNotFoundError, match=r"E2FAR_DEV_FACES: expected a dlib .xml file.*"
+                                                r"faces.xml', which does not exist"):
+        dev_annotations()
+    (tmp_path / "faces.xml").write_text("<dataset><images/></dataset>")
+    assert dev_annotations() == tmp_path / "faces.xml"
