@@ -448,6 +448,11 @@ def test_cli_landmarks_nme_prints_a_table(tmp_path, checkpoint, capsys):
           "--no-oracle"])
     out = capsys.readouterr().out
     assert "mean" in out and "render.png" in out and "%" in out
+    main(["landmarks-nme", str(tmp_path / "faces.xml"), "--checkpoint", str(checkpoint),
+          "--no-oracle", "--box", "detected", "--detector", "hog"])
+    out = capsys.readouterr().out
+    assert "crops from the boxes of the hog detector" in out
+    assert "1 faces" in out or "missed" in out  # a rendered mask may or may not be found
     with pytest.raises(SystemExit, match="does not exist"):
         main(["landmarks-nme", str(tmp_path / "none.xml"), "--checkpoint", str(checkpoint)])
 
