@@ -1,0 +1,112 @@
+"""Draw ``data/readme_figure.png``, the picture at the top of the README.
+
+Run from the repository root (about half a minute on a 2-core CPU):
+
+    python data/make_readme_figure.py
+    python data/make_readme_figure.py --widget shot.png   # add a screenshot of a notebook widget
+
+Top row: synthetic training faces, as the ``cpu-full`` preset of the shipped network draws
+them. Bottom row: the shipped network (``data/e2far_lite.pt``) on held-out synthetic faces (its
+mesh drawn over each input, cropped from the true landmarks' box) and on scikit-image's
+astronaut photo (face found by the detector). ``--widget`` adds a screenshot, e.g. one the
+browser test writes: ``E2FAR_ARTIFACTS=shots python -m pytest tests/test_browser.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import skimage.data  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from e2far_lite.checkpoint import pretrained  # noqa: E402
+from e2far_lite.data import SyntheticFaces  # noqa: E402
+from e2far_lite.photo import load_image, reconstruct, render_overlay  # noqa: E402
+from e2far_lite.viz import to_numpy_image  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "readme_figure.png"
+SEED = 20170721  # held-out faces: no training run uses this seed
+
+
+def draw_overlay(ax, photo: np.ndarray, face, model, alpha: float = 0.6) -> None:
+    """The photo with the reconstructed mesh and its 68 landmarks over the face."""
+    ax.imshow(photo)
+    rgba = render_overlay(face, model)
+    rgba[..., 3] *= alpha
+    c = face.crop
+    ax.imshow(rgba, extent=(c.x0, c.x0 + c.side, c.y0 + c.side, c.y0), interpolation="bilinear")
+    lm = face.landmarks2d.numpy()
+    ax.scatter(lm[:, 0], lm[:, 1], s=3, c="lime", edgecolors="none")
+    ax.set_xlim(0, photo.shape[1])
+    ax.set_ylim(photo.shape[0], 0)
+
+
+def landmark_box(landmarks) -> tuple[float, float, float, float]:
+    """(x, y, w, h) of the true 68 landmarks: the crop rule the network was trained with."""
+    lo, hi = landmarks.amin(0), landmarks.amax(0)
+    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--widget", type=Path, default=None,
+                        help="a screenshot (PNG) of a notebook widget to add on the right")
+    parser.add_argument("--out", type=Path, default=OUT, help="where to write the PNG")
+    args = parser.parse_args()
+
+    net, model, config, source = pretrained(smoke=False)
+    print("network:", source)
+    faces = SyntheticFaces(model, 14, seed=SEED, config=config.data, device="cpu")
+    batch = faces.batch(list(range(14)))
+    astronaut = skimage.data.astronaut()
+
+    cols = 8
+    fig = plt.figure(figsize=(12, 3.6 if args.widget is None else 6.4), dpi=100)
+    rows = 2 if args.widget is None else 3
+    grid = fig.add_gridspec(rows, cols, wspace=0.03, hspace=0.12)
+    for i in range(cols):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(to_numpy_image(batch["image"][i]))
+        ax.axis("off")
+    fig.axes[0].set_title("synthetic training faces (rendered with exact labels)", loc="left",
+                          fontsize=10)
+    for j in range(cols - 2):
+        k = cols + j  # faces the top row does not show
+        image = batch["image"][k]
+        face = reconstruct(image, net, model, config, box=landmark_box(batch["landmarks"][k]))
+        ax = fig.add_subplot(grid[1, j])
+        draw_overlay(ax, to_numpy_image(image), face, model)
+        ax.axis("off")
+    fig.axes[cols].set_title("the shipped network on held-out faces: mesh and landmarks",
+                             loc="left", fontsize=10)
+    ax = fig.add_subplot(grid[1, cols - 2:])
+    photo = load_image(astronaut)
+    face = reconstruct(photo, net, model, config)
+    x, y, w, h = face.box
+    draw_overlay(ax, photo, face, model)
+    pad = 0.6 * max(w, h)
+    ax.set_xlim(x - pad, x + w + pad)
+    ax.set_ylim(y + h + pad, y - pad)
+    ax.set_title("a photo (trained on synthetic faces only)", loc="left", fontsize=10)
+    ax.axis("off")
+    if args.widget is not None:
+        ax = fig.add_subplot(grid[2, :])
+        ax.imshow(plt.imread(args.widget))
+        ax.set_title("notebook 01: sliders that morph the 3D face", loc="left", fontsize=10)
+        ax.axis("off")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, bbox_inches="tight", pad_inches=0.05)
+    # a 256-colour palette keeps the PNG small enough for a README (about a third the size)
+    Image.open(buffer).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")
+
+
+if __name__ == "__main__":
+    main()
