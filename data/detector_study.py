@@ -21,6 +21,7 @@ detections, which an IoU with them would favour.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import time
@@ -156,8 +157,10 @@ def nme_rows(source: Path, faces: list) -> dict:
                for name, kw in runs.items()}
     both = [i for i in range(len(faces))
             if all(np.isfinite(r.nme[i]) for r in results.values())]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     out = {"checkpoint": str(path.relative_to(HERE.parent) if path.is_relative_to(HERE.parent)
                              else path),
+           "checkpoint_sha256_prefix": digest,
            "oracle_percent": round(100 * results["landmarks' own box"].oracle_mean, 2),
            "faces_found_by_every_box": len(both), "rows": {}}
     for name, result in results.items():
@@ -167,6 +170,18 @@ def nme_rows(source: Path, faces: list) -> dict:
             "nme_percent_on_common_faces": round(100 * float(np.mean(
                 [result.nme[i] for i in both])), 2)}
     return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("dlib-bin", "dlib", "opencv-python-headless", "scikit-image", "torch"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def main() -> None:
@@ -214,7 +229,9 @@ def main() -> None:
     write_json(args.out, {
         "command": f"python data/detector_study.py {source.name}",
         "annotations": f"{len(faces)} faces in {len(by_image)} photos ({source.name})",
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (seconds_per_photo: median, "
+                   "one process, the CPU shared with other work)",
+        "versions": _versions(),
         "matching_rule": RULE, "detectors": table, "box_conventions": conventions,
         "landmark_nme": nme})
     print(f"wrote {args.out}")
