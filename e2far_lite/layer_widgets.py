@@ -43,7 +43,7 @@ from .feature_viz import top_channels
 from .morphable_model import MorphableModel
 from .network import E2FARNet
 from .viz import mesh_figure, to_numpy_image
-from .widgets import Redraw, control_layout, embed, flow_row, label_style
+from .widgets import FitPlots, Redraw, control_layout, embed, flow_row, label_style
 
 #: The two attribution targets drawn side by side, and their colours.
 TARGETS_SHOWN = ("expression", "identity")
@@ -55,7 +55,7 @@ SHARE_RANGE = (0.0, 1.0)
 
 def _plot_box(figure: go.FigureWidget, min_width: str) -> W.Box:
     """A plot that takes its row's width, down to ``min_width`` (then the output scrolls)."""
-    return W.Box([embed(figure)], layout=W.Layout(width="100%", min_width=min_width))
+    return W.VBox([embed(figure)], layout=W.Layout(width="100%", min_width=min_width))
 
 
 def load_face_image(data: bytes, size: int) -> Tensor:
@@ -350,7 +350,7 @@ class LayerAttributionView:
         self.blendshape.observe(self.update_shape, names="value")
         menus = W.Box([self.faces, self.blendshape], layout=W.Layout(
             display="flex", flex_flow="row wrap", width="100%"))
-        self.widget = W.VBox([menus, _plot_box(self.figure, "600px")],
+        self.widget = W.VBox([menus, _plot_box(self.figure, "600px"), FitPlots()],
                              layout=W.Layout(width="100%", overflow="auto"))
 
     @property

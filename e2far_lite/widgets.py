@@ -17,8 +17,10 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 
+import anywidget
 import ipywidgets as W
 import torch
+import traitlets
 
 from .morphable_model import MorphableModel
 from .viz import mesh_figure
@@ -47,7 +49,7 @@ def control_layout() -> W.Layout:
 
 
 def flow_row(controls: Sequence[W.Widget], plots: Sequence[W.Widget], controls_min: str = "260px",
-             controls_max: str = "400px", plots_min: str = "340px") -> W.Box:
+             controls_max: str = "460px", plots_min: str = "340px") -> W.Box:
     """Controls (a column) beside plots (a column), wrapping to one column when narrow.
 
     Args:
@@ -58,9 +60,61 @@ def flow_row(controls: Sequence[W.Widget], plots: Sequence[W.Widget], controls_m
     """
     column = W.VBox(list(controls), layout=W.Layout(flex="1 1 300px", min_width=controls_min,
                                                      max_width=controls_max))
-    figures = W.VBox(list(plots), layout=W.Layout(flex="3 1 420px", min_width=plots_min))
+    figures = W.VBox([*plots, FitPlots()], layout=W.Layout(flex="3 1 420px", min_width=plots_min))
     return W.Box([column, figures], layout=W.Layout(display="flex", flex_flow="row wrap",
                                                     align_items="flex-start", width="100%"))
+
+
+class FitPlots(anywidget.AnyWidget):
+    """An invisible widget that makes the plotly figures of its box take the box's width.
+
+    A ``FigureWidget`` is drawn before the notebook has laid its box out, so plotly cannot
+    measure it and falls back to 700 px, too wide beside controls on a laptop and too narrow on
+    a wide screen. Put one of these (0 px high) in the same box: while a figure there is drawn
+    at another width than its box (checked every ``check_ms`` for ``watch_s`` seconds after the
+    box's width last changed, on first layout, side panel opened or closed, window resized, or
+    after the box scrolled into view), it fires the browser's ``resize`` event, on which
+    figures with ``responsive`` in their config (:data:`PLOT_CONFIG`) measure their box again.
+    """
+
+    _esm = """
+    function render({ model, el }) {
+      el.style.width = "100%";
+      el.style.height = "0px";
+      let timer = null, until = 0, width = 0;
+      const misfit = () => {
+        const box = el.closest(".widget-box") || el.parentElement;
+        if (!box) return false;
+        return [...box.querySelectorAll(".js-plotly-plot")].some((plot) => {
+          const svg = plot.querySelector(".main-svg");
+          const room = plot.parentElement.getBoundingClientRect().width;
+          return svg && room > 0 && Math.abs(svg.getBoundingClientRect().width - room) > 2;
+        });
+      };
+      const check = () => {
+        if (misfit()) window.dispatchEvent(new Event("resize"));
+        timer = Date.now() < until ? setTimeout(check, model.get("check_ms")) : null;
+      };
+      const watch = () => {
+        until = Date.now() + 1000 * model.get("watch_s");
+        if (timer === null) timer = setTimeout(check, 50);
+      };
+      const sizes = new ResizeObserver((entries) => {
+        const now = entries[0].contentRect.width;
+        if (now > 0 && Math.abs(now - width) >= 1) { width = now; watch(); }
+      });
+      // JupyterLab skips the layout of cells out of view: check again when this one shows
+      const views = new IntersectionObserver((entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) watch();
+      });
+      sizes.observe(el);
+      views.observe(el);
+      return () => { sizes.disconnect(); views.disconnect(); clearTimeout(timer); };
+    }
+    export default { render };
+    """
+    check_ms = traitlets.Int(500).tag(sync=True)
+    watch_s = traitlets.Float(120.0).tag(sync=True)
 
 
 def embed(figure) -> object:
@@ -271,7 +325,8 @@ class LossCurve:
     ``expression``: mean squared vertex distance) and %² (``landmarks``: squared 2D landmark
     error in percent of the image side). Right: the validation vertex RMSE in mm. The legend
     sits to the right of both plots, grouped by panel; the log axis gets at most six labelled
-    ticks (:func:`log_ticks`). The figure is updated in place each time the loop logs a row.
+    ticks (:func:`log_ticks`). The figure is updated in place each time the loop logs a row;
+    display :attr:`widget` (the figure at the notebook's width).
 
     Args:
         height: of the figure, px (its width follows the notebook).
@@ -300,6 +355,7 @@ class LossCurve:
                            legend=dict(x=1.02, xanchor="left", y=1.0, yanchor="top",
                                        groupclick="toggleitem"))
         self.figure = embed(go.FigureWidget(base))
+        self.widget = W.VBox([self.figure, FitPlots()], layout=W.Layout(width="100%"))
         self.rows: list[tuple[int, dict[str, float]]] = []
 
     def series(self) -> dict[str, list[tuple[int, float]]]:

@@ -23,6 +23,9 @@ from pathlib import Path
 #: The notebook in view (other panels are hidden, not removed).
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
+#: A laptop screen: what the widgets must fit, with JupyterLab's side panel open.
+VIEWPORT = {"width": 1280, "height": 720}
+
 #: Chromium flags: headless, no sandbox (containers, root), no GPU, nothing fetched on its own.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -92,8 +95,12 @@ def launch(playwright, executable: str):
 
 
 def open_notebook(browser, base: str, token: str, name: str):
-    """A new page showing notebook ``name`` with its kernel started; other hosts blocked."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    """A new page showing notebook ``name`` with its kernel started; other hosts blocked.
+
+    The page is a 1280 x 720 laptop screen (:data:`VIEWPORT`) with the file browser open in
+    the left side panel, as a student would have it.
+    """
+    page = browser.new_page(viewport=VIEWPORT)
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
                else route.abort())
     # reset: a fresh workspace, so that notebooks opened by earlier pages do not come back
@@ -101,7 +108,18 @@ def open_notebook(browser, base: str, token: str, name: str):
     page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_selector(f"{PANEL} .jp-Toolbar-kernelName:has-text('Python 3')",
                            timeout=120_000)
+    open_side_panel(page)
     return page
+
+
+def open_side_panel(page) -> float:
+    """Open the file browser in JupyterLab's left side panel (if closed); its width in px."""
+    panel = page.locator("#jp-left-stack")
+    if not panel.is_visible():
+        page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='filebrowser']")
+        panel.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(500)  # the notebook panel takes the width that is left
+    return panel.bounding_box()["width"]
 
 
 def shutdown_kernels(base: str, token: str) -> None:
@@ -146,15 +164,89 @@ def slider(page, label: str):
                         has=page.locator(f".widget-label:text-is('{label}')"))
 
 
+def all_sliders(page):
+    """Every ipywidgets slider of the open notebook."""
+    return page.locator(f"{PANEL} .widget-slider")
+
+
 def figures_beside(page, label: str):
     """The plotly figures in the innermost widget box holding slider ``label``."""
-    boxes = page.locator(f"{PANEL} .widget-hbox",
+    boxes = page.locator(f"{PANEL} .widget-box",
                          has=page.locator(f".widget-label:text-is('{label}')"))
     return boxes.filter(has=page.locator(".js-plotly-plot")).last.locator(".js-plotly-plot")
 
 
 def readout(slider_locator) -> float:
     return float(slider_locator.locator(".widget-readout").inner_text())
+
+
+def label_report(page) -> list[dict]:
+    """For every widget description label of the open notebook: its text, tooltip, whether it
+    belongs to a slider, whether it is cut (``scrollWidth > clientWidth``: the text overflows
+    its box and shows an ellipsis) and whether it lies inside the notebook's visible width."""
+    return page.eval_on_selector_all(
+        f"{PANEL} .widget-inline-hbox .widget-label",
+        """(labels) => {
+            const notebook = document.querySelector(
+                '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook').getBoundingClientRect();
+            return labels.filter(l => l.textContent.trim() !== '').map(l => {
+                const box = l.getBoundingClientRect();
+                const row = l.closest('.widget-inline-hbox');
+                const control = row.querySelector('select, input, .slider-container');
+                return {text: l.textContent,
+                        tooltip: row.title || l.title || (control && control.title) || '',
+                        slider: l.closest('.widget-slider') !== null,
+                        cut: l.scrollWidth > l.clientWidth, width: box.width,
+                        inside: box.left >= notebook.left - 1 && box.right <= notebook.right + 1};
+            });
+        }""")
+
+
+def plot_report(page) -> list[dict]:
+    """For every plotly figure of the open notebook: its drawn width (the SVG's), the width of
+    its box, and the notebook's right edge, in px; whether it is a widget (a FigureWidget)."""
+    return page.eval_on_selector_all(
+        f"{PANEL} .js-plotly-plot",
+        """(plots) => {
+            const notebook = document.querySelector(
+                '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook').getBoundingClientRect();
+            return plots.map(p => {
+                const svg = p.querySelector('.main-svg').getBoundingClientRect();
+                const box = p.parentElement.getBoundingClientRect();
+                const title = p.querySelector('.gtitle, .annotation-text');
+                return {title: title ? title.textContent : '', drawn: svg.width,
+                        widget: p.closest('.jupyter-widgets') !== null,
+                        left: svg.left, right: svg.right, box: box.width,
+                        notebook: notebook.right};
+            });
+        }""")
+
+
+def slider_geometry(slider_locator) -> dict:
+    """Boxes (x, y, width, height in px) of a slider's handle, track and readout, and the
+    right edge of the notebook, after scrolling the slider into view."""
+    slider_locator.scroll_into_view_if_needed()
+    return slider_locator.evaluate(
+        """(s) => {
+            const box = (e) => { const r = e.getBoundingClientRect();
+                                 return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+            const notebook = s.closest('.jp-Notebook').getBoundingClientRect();
+            return {handle: box(s.querySelector('.noUi-handle')),
+                    track: box(s.querySelector('.noUi-target')),
+                    readout: box(s.querySelector('.widget-readout')),
+                    right: Math.min(notebook.right, window.innerWidth)};
+        }""")
+
+
+def drag(page, slider_locator, share: float = 0.3) -> None:
+    """Grab the slider's handle with the mouse and drag it right by ``share`` of its track."""
+    geometry = slider_geometry(slider_locator)
+    handle, track = geometry["handle"], geometry["track"]
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + share * track["width"], y, steps=8)
+    page.mouse.up()
 
 
 def press(slider_locator, key: str, times: int) -> None:
