@@ -3,13 +3,15 @@
 Run from the repository root (about half a minute on a 2-core CPU):
 
     python data/make_readme_figure.py
-    python data/make_readme_figure.py --widget shot.png   # add a screenshot of a notebook widget
 
 Top row: synthetic training faces, as the ``cpu-full`` preset of the shipped network draws
 them. Bottom row: the shipped network (``data/e2far_lite.pt``) on held-out synthetic faces (its
 mesh drawn over each input, cropped from the true landmarks' box) and on scikit-image's
-astronaut photo (face found by the detector). ``--widget`` adds a screenshot, e.g. one the
-browser test writes: ``E2FAR_ARTIFACTS=shots python -m pytest tests/test_browser.py``.
+astronaut photo (face found by the detector). On the right, a screenshot of notebook 01's model
+explorer in JupyterLab, ``data/readme_widget.png``: the browser test writes the page
+(``E2FAR_ARTIFACTS=shots python -m pytest tests/test_browser.py -k explorer`` leaves
+``shots/01_page.png``) and ``--widget shots/01_page.png --crop 370,165,1100,675`` takes the widget
+from it (``data/readme_widget.png`` is that crop). ``--widget none`` leaves the panel out.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from e2far_lite.photo import load_image, reconstruct, render_overlay  # noqa: E4
 from e2far_lite.viz import to_numpy_image  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "readme_figure.png"
+WIDGET = Path(__file__).resolve().parent / "readme_widget.png"
 SEED = 20170721  # held-out faces: no training run uses this seed
 
 
@@ -56,8 +59,11 @@ def landmark_box(landmarks) -> tuple[float, float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--widget", type=Path, default=None,
-                        help="a screenshot (PNG) of a notebook widget to add on the right")
+    parser.add_argument("--widget", default=str(WIDGET),
+                        help="a screenshot (PNG) of a notebook widget to add on the right, or "
+                             "'none' (default: data/readme_widget.png)")
+    parser.add_argument("--crop", default=None,
+                        help="left,top,right,bottom: the part of --widget to show (pixels)")
     parser.add_argument("--out", type=Path, default=OUT, help="where to write the PNG")
     args = parser.parse_args()
 
@@ -68,9 +74,17 @@ def main() -> None:
     astronaut = skimage.data.astronaut()
 
     cols = 8
-    fig = plt.figure(figsize=(12, 3.6 if args.widget is None else 6.4), dpi=100)
-    rows = 2 if args.widget is None else 3
-    grid = fig.add_gridspec(rows, cols, wspace=0.03, hspace=0.12)
+    widget = None
+    if args.widget != "none":
+        widget = plt.imread(args.widget)
+        if args.crop:
+            left, top, right, bottom = (int(v) for v in args.crop.split(","))
+            widget = widget[top:bottom, left:right]
+    # the widget panel spans both rows: its width in tiles follows from its aspect ratio
+    extra = [] if widget is None else [2.2 * widget.shape[1] / widget.shape[0]]
+    fig = plt.figure(figsize=(12 + 1.5 * sum(extra), 3.6), dpi=100)
+    grid = fig.add_gridspec(2, cols + len(extra), wspace=0.03, hspace=0.12,
+                            width_ratios=[1] * cols + extra)
     for i in range(cols):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(to_numpy_image(batch["image"][i]))
@@ -84,9 +98,10 @@ def main() -> None:
         ax = fig.add_subplot(grid[1, j])
         draw_overlay(ax, to_numpy_image(image), face, model)
         ax.axis("off")
-    fig.axes[cols].set_title("the shipped network on held-out faces: mesh and landmarks",
+    fig.axes[cols].set_title("the shipped network (trained on synthetic faces only) on held-out "
+                             "faces: mesh and landmarks",
                              loc="left", fontsize=10)
-    ax = fig.add_subplot(grid[1, cols - 2:])
+    ax = fig.add_subplot(grid[1, cols - 2:cols])
     photo = load_image(astronaut)
     face = reconstruct(photo, net, model, config)
     x, y, w, h = face.box
@@ -94,11 +109,11 @@ def main() -> None:
     pad = 0.6 * max(w, h)
     ax.set_xlim(x - pad, x + w + pad)
     ax.set_ylim(y + h + pad, y - pad)
-    ax.set_title("a photo (trained on synthetic faces only)", loc="left", fontsize=10)
+    ax.set_title("and on a photo", loc="left", fontsize=10)
     ax.axis("off")
-    if args.widget is not None:
-        ax = fig.add_subplot(grid[2, :])
-        ax.imshow(plt.imread(args.widget))
+    if widget is not None:
+        ax = fig.add_subplot(grid[:, cols])
+        ax.imshow(widget)
         ax.set_title("notebook 01: sliders that morph the 3D face", loc="left", fontsize=10)
         ax.axis("off")
     buffer = io.BytesIO()
