@@ -1,4 +1,4 @@
-"""The committed default model is what data/build_default_model.py makes from the shared npz."""
+"""The committed default model is what data/build_default_model.py makes from the shipped npz."""
 
 import subprocess
 import sys
@@ -18,7 +18,8 @@ from e2far_lite.ict import (
 from e2far_lite.paths import REPO_ROOT, data_dir
 
 needs_ict = pytest.mark.skipif(not ict_ingredients_path().is_file(),
-                               reason="../shared/data/ict_face_model is not beside the clone")
+                               reason="data/ict_face_model/ict_face_area.npz is missing: it ships "
+                               "with the repository (git checkout data/ict_face_model)")
 
 
 @needs_ict

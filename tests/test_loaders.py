@@ -383,9 +383,9 @@ def test_ict_facekit_folder(tmp_path):
 
 
 def test_ict_facekit_on_ict_topology(tmp_path):
-    """The real ICT face-area topology (from the shared npz): region, polygons, landmarks."""
+    """The real ICT face-area topology (from the shipped npz): region, polygons, landmarks."""
     if not ict_ingredients_path().is_file():
-        pytest.skip("shared ICT npz not available")
+        pytest.skip("data/ict_face_model/ict_face_area.npz is missing (it ships with the repo)")
     with np.load(ict_ingredients_path(), allow_pickle=False) as npz:
         neutral, polygons = npz["neutral"].astype(np.float64), npz["polygons"]
         identity, expression = npz["identity"][:2], npz["expression"][:1]
