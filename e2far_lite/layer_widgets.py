@@ -164,9 +164,11 @@ class TapMixer:
         self.bars = go.FigureWidget(
             data=[go.Bar(name="all taps ×1", marker_color="#bbbbbb"),
                   go.Bar(name="mixed", marker_color="#d62728")],
-            layout=go.Layout(height=300, barmode="group", margin=dict(l=50, r=10, t=30, b=90),
-                             title="predicted expression as blend-shape weights",
-                             yaxis=dict(title="weight"), legend=dict(orientation="h", y=1.12)))
+            layout=go.Layout(height=320, barmode="group", margin=dict(l=50, r=10, t=60, b=90),
+                             title=dict(text="predicted expression as blend-shape weights",
+                                        y=0.97, yanchor="top"),
+                             yaxis=dict(title="weight"),
+                             legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom")))
         self._refresh_face()
         self.update()
         self.redraw = Redraw(self.update)

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from test_attribution import blend_model
 
-from e2far_lite.widgets import LossCurve, ModelExplorer, Redraw, label_style, log_ticks
+from e2far_lite.widgets import (
+    FitPlots,
+    LossCurve,
+    ModelExplorer,
+    Redraw,
+    label_style,
+    log_ticks,
+)
 
 
 def test_redraw_draws_the_latest_only():
@@ -63,6 +70,10 @@ def test_model_explorer_sliders_and_layout():
         assert slider.tooltip and slider.layout.width == "100%"
         assert slider.style.description_width == explorer.sliders[0].style.description_width
     assert explorer.widget.layout.flex_flow == "row wrap"
+    controls, plots = explorer.widget.children
+    assert controls.layout.min_width and controls.layout.width is None  # flexible, not fixed
+    assert isinstance(plots.children[-1], FitPlots) and plots.children[0] is explorer.figure
+    assert explorer.figure.layout.width is None  # the box's width, measured in the browser
     assert explorer.figure._config["scrollZoom"] is False
     x_before = np.array(explorer.figure.data[0].x)
     explorer.exp_sliders[0].value = 1.0
