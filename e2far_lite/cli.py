@@ -134,7 +134,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .data import DataConfig
     from .devices import describe
     from .evaluate import TEST_SEED, evaluate_net, format_result, write_json
-    from .paths import data_dir
+    from .paths import cache_dir
 
     device = torch.device(args.device) if args.device else torch.device("cpu")
     if args.json:
@@ -151,7 +151,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"checkpoint {args.checkpoint} (step {step}, {config.image_size} px); {args.n} "
           f"faces of seed {seed}, {args.data} distribution")
     result = evaluate_net(net, model, data, n=args.n, seed=seed, fit=not args.no_fit,
-                          cache_dir=args.cache_dir or data_dir() / "cache")
+                          cache_dir=args.cache_dir or cache_dir())
     print(format_result(result))
     if args.json:
         result = {"checkpoint": str(args.checkpoint), "step": step, "data": args.data,
