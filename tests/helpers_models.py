@@ -6,7 +6,9 @@ Keep this stable: other test files import ``tiny_model``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from e2far_lite.morphable_model import NUM_LANDMARKS, MorphableModel
@@ -50,3 +52,16 @@ def tiny_model(num_vertices: int = 50, num_id: int = 5, num_exp: int = 4,
     landmarks[[0, 17, 48, *range(60, 68)]] = -1
     return MorphableModel(mean, basis[:num_id], id_std, basis[num_id:], exp_std,
                           triangles, landmarks)
+
+
+def assert_is_the_default_model(path: Path) -> None:
+    """The model file at ``path`` holds the committed default model: index arrays equal, float
+    arrays within float16 storage (LAPACK may differ in the last bit on another machine)."""
+    rebuilt = MorphableModel.load(path).state_arrays()
+    committed = MorphableModel.default().state_arrays()
+    assert rebuilt.keys() == committed.keys()
+    for key in committed:
+        if committed[key].dtype.kind in "iuU":
+            assert np.array_equal(rebuilt[key], committed[key]), key
+        else:
+            assert np.allclose(rebuilt[key], committed[key], rtol=1e-3, atol=1e-4), key
