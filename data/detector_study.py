@@ -32,10 +32,10 @@ import numpy as np
 import skimage.data
 
 from e2far_lite import photo
-from e2far_lite.checkpoint import SHIPPED_FILE, load_checkpoint
-from e2far_lite.evaluate import write_json
-from e2far_lite.landmark_files import DEV_FACES_ENV, dev_annotations, read_annotations
+from e2far_lite.evaluate.scores import write_json
+from e2far_lite.io.landmark_files import DEV_FACES_ENV, dev_annotations, read_annotations
 from e2far_lite.paths import data_dir
+from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "detector_study.json"

@@ -19,10 +19,10 @@ does, and writes that JSON with the training's minutes and command added.
 import json
 from pathlib import Path
 
-from e2far_lite.checkpoint import export_checkpoint
 from e2far_lite.cli import main as cli
-from e2far_lite.configs import get_config
-from e2far_lite.train import train
+from e2far_lite.train.checkpoint import export_checkpoint
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.loop import train
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "e2far_lite.pt"

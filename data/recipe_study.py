@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from e2far_lite.study import run_study
-from e2far_lite.viz import plot_study
+from e2far_lite.analysis.study import run_study
+from e2far_lite.ui.plots import plot_study
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "recipe_study.json"

@@ -24,10 +24,10 @@ def _render(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .data import DataConfig, SyntheticFaces
     from .devices import default_device
-    from .morphable_model import MorphableModel
-    from .viz import image_grid
+    from .model.morphable_model import MorphableModel
+    from .synth.faces import DataConfig, SyntheticFaces
+    from .ui.plots import image_grid
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -72,20 +72,20 @@ def _benchmark(args: argparse.Namespace) -> None:
     if args.json:
         _check_writable(args.json, "--json")
     if not args.speed:
-        from .benchmark import run_ablation
+        from .evaluate.benchmark import run_ablation
 
         print(f"ablation benchmark, {args.mode} mode, on {describe(device)}")
         run_ablation(args.mode, args.out, device=device)
         print((Path(args.out) / "results.md").read_text())
         print(f"wrote {Path(args.out) / 'results.md'} and results.json")
         return
-    from .speed import format_report, speed_report
+    from .evaluate.speed import format_report, speed_report
 
     report = speed_report(device, batch=args.batch, image_size=args.size, repeats=args.repeats,
                           echo=lambda line: print("  " + line, flush=True))
     print(format_report(report))
     if args.json:
-        from .evaluate import write_json
+        from .evaluate.scores import write_json
 
         print(f"wrote {write_json(args.json, report)}")
 
@@ -95,10 +95,10 @@ def _train(args: argparse.Namespace) -> None:
 
     import torch
 
-    from .configs import get_config
     from .devices import default_device, describe
-    from .distributed import from_env
-    from .train import format_figures, train
+    from .train.configs import get_config
+    from .train.distributed import from_env
+    from .train.loop import format_figures, train
 
     if args.steps is not None and args.steps <= 0:
         raise SystemExit(f"--steps: expected a positive integer, got {args.steps}")
@@ -120,8 +120,12 @@ def _train(args: argparse.Namespace) -> None:
     say(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
           f"{config.val_seed}), step {result.history[-1]['step']}:")
     say("  " + format_figures(result.final, result.baseline))
-    say(f"  checkpoint {result.paths['last']}, log {result.paths['csv']}, "
-          f"curves {result.paths['curves']}")
+    if from_env().is_main:
+        from .ui.plots import plot_history
+
+        curves = Path(args.out) / "loss_curves.png"
+        plot_history(result.history, result.baseline, curves)
+        say(f"  checkpoint {result.paths['last']}, log {result.paths['csv']}, curves {curves}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -130,11 +134,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     import torch
 
-    from .checkpoint import load_checkpoint, read_checkpoint
-    from .data import DataConfig
     from .devices import describe
-    from .evaluate import TEST_SEED, evaluate_net, format_result, write_json
+    from .evaluate.scores import TEST_SEED, evaluate_net, format_result, write_json
     from .paths import cache_dir
+    from .synth.faces import DataConfig
+    from .train.checkpoint import load_checkpoint, read_checkpoint
 
     device = torch.device(args.device) if args.device else torch.device("cpu")
     if args.json:
@@ -165,8 +169,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _load_for_photos(checkpoint: str | None):
     """(net, model, config) on the CPU from --checkpoint, default the shipped file."""
-    from .checkpoint import SHIPPED_FILE, load_checkpoint
     from .paths import data_dir
+    from .train.checkpoint import SHIPPED_FILE, load_checkpoint
 
     path = Path(checkpoint) if checkpoint else data_dir() / SHIPPED_FILE
     if checkpoint is None and not path.is_file():
@@ -185,7 +189,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import photo
+    from .photo import pipeline as photo
 
     out = Path(args.out)
     if out.suffix.lower() not in (".obj", ".ply"):
@@ -243,7 +247,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
 
 
 def _landmarks_nme(args: argparse.Namespace) -> None:
-    from .photo import format_nme_table, real_landmark_nme
+    from .photo.pipeline import format_nme_table, real_landmark_nme
 
     net, model, config = _load_for_photos(args.checkpoint)
     try:

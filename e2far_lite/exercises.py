@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .morphable_model import MorphableModel
+from .model.morphable_model import MorphableModel
 
 
 def _largest_blendshape() -> str:
@@ -18,7 +18,7 @@ def _largest_blendshape() -> str:
 
 
 def _components_for_99() -> int:
-    from .ict import load_ict_face_area, orthonormal_basis
+    from .model.ict import load_ict_face_area, orthonormal_basis
 
     _, _, explained = orthonormal_basis(load_ict_face_area().identity_modes, variance=1.0)
     return int((explained < 0.99).sum()) + 1
@@ -29,15 +29,15 @@ def _num_vertices() -> int:
 
 
 def _hidden_share() -> float:
-    from .data import SyntheticFaces
+    from .synth.faces import SyntheticFaces
 
     batch = SyntheticFaces(MorphableModel.default(), 64, seed=0).batch(range(64))
     return float(1 - batch["visible"].float().mean())
 
 
 def _pool3_macs() -> int:
-    from .backbone import VGGBackbone
-    from .complexity import count_macs
+    from .nets.backbone import VGGBackbone
+    from .nets.complexity import count_macs
 
     backbone = VGGBackbone()
     side = 128 // 2**2  # block 3 reads pool2's output, stride 4
@@ -46,8 +46,8 @@ def _pool3_macs() -> int:
 
 
 def _fuse_in_channels() -> int:
-    from .backbone import VGGBackbone
-    from .fusion import FusionCNN, FusionConfig
+    from .nets.backbone import VGGBackbone
+    from .nets.fusion import FusionCNN, FusionConfig
 
     config = FusionConfig(taps=("pool3", "pool4", "pool5"), width=128)
     fusion = FusionCNN(VGGBackbone().channels, num_exp=29, config=config, grid_size=4)
@@ -55,19 +55,19 @@ def _fuse_in_channels() -> int:
 
 
 def _unit_identity_error() -> float:
-    from .losses import MultiTaskLoss
+    from .train.losses import MultiTaskLoss
 
     m = MorphableModel.default()
     return float(MultiTaskLoss(m).gram_id[0, 0] / m.num_vertices)
 
 
 def _worst_region() -> str:
-    from .checkpoint import pretrained
-    from .data import DataConfig
-    from .evaluate import held_out_faces, predict
-    from .metrics import shape_errors
+    from .evaluate.scores import held_out_faces, predict
+    from .model.metrics import shape_errors
+    from .model.regions import REGION_NAMES, vertex_regions
     from .paths import is_smoke
-    from .regions import REGION_NAMES, vertex_regions
+    from .synth.faces import DataConfig
+    from .train.checkpoint import pretrained
 
     net, model, _, _ = pretrained()
     split = held_out_faces(model, DataConfig(image_size=net.config.image_size),
@@ -124,8 +124,8 @@ def check(name: str, answer: object, tolerance: float = 1e-6) -> bool:
 
 
 def _best_expression_probe_layer() -> str:
-    from .attribution import best_layer, linear_probes, probe_batch
-    from .checkpoint import pretrained
+    from .analysis.attribution import best_layer, linear_probes, probe_batch
+    from .train.checkpoint import pretrained
 
     net, model, config, _ = pretrained()
     return best_layer(linear_probes(net, probe_batch(net, model, config.data), model),
@@ -140,7 +140,7 @@ register("07_best_expression_layer", _best_expression_probe_layer,
 def _astronaut_boxes_at_24px() -> int:
     import skimage.data
 
-    from .photo import detect_faces
+    from .photo.pipeline import detect_faces
 
     return len(detect_faces(skimage.data.astronaut(), min_size=24))
 

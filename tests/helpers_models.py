@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from e2far_lite.morphable_model import NUM_LANDMARKS, MorphableModel
+from e2far_lite.model.morphable_model import NUM_LANDMARKS, MorphableModel
 
 
 def tiny_model(num_vertices: int = 50, num_id: int = 5, num_exp: int = 4,

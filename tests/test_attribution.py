@@ -6,14 +6,14 @@ import pytest
 import torch
 from helpers_models import tiny_model
 
-from e2far_lite import attribution as A
-from e2far_lite.backbone import TAP_NAMES, BackboneConfig
-from e2far_lite.data import DataConfig
-from e2far_lite.fusion import FusionConfig
-from e2far_lite.losses import gram_matrix
-from e2far_lite.metrics import vertex_rmse
-from e2far_lite.morphable_model import MorphableModel
-from e2far_lite.network import E2FARNet, NetConfig
+from e2far_lite.analysis import attribution as A
+from e2far_lite.model.metrics import vertex_rmse
+from e2far_lite.model.morphable_model import MorphableModel
+from e2far_lite.nets.backbone import TAP_NAMES, BackboneConfig
+from e2far_lite.nets.fusion import FusionConfig
+from e2far_lite.nets.network import E2FARNet, NetConfig
+from e2far_lite.synth.faces import DataConfig
+from e2far_lite.train.losses import gram_matrix
 
 NAMES = ("jawOpen", "mouthSmile_L", "eyeBlink_R", "browInnerUp_L")
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from e2far_lite.backbone import (
+from e2far_lite.nets.backbone import (
     TAP_NAMES,
     BackboneConfig,
     VGGBackbone,
     build_backbone,
     torchvision_backbone,
 )
-from e2far_lite.complexity import count_macs, count_parameters
+from e2far_lite.nets.complexity import count_macs, count_parameters
 
 
 @pytest.fixture(scope="module")

@@ -31,18 +31,18 @@ from helpers_models import tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from e2far_lite.backbone import BackboneConfig
-from e2far_lite.camera import rotation_matrix, weak_perspective_project
 from e2far_lite.checks import MAX_IMAGE_SIZE
-from e2far_lite.configs import get_config
-from e2far_lite.data import DataConfig, SyntheticFaces
-from e2far_lite.fusion import FusionConfig
-from e2far_lite.losses import LossConfig, MultiTaskLoss
-from e2far_lite.metrics import landmark_nme, rigid_align, vertex_rmse
-from e2far_lite.morphable_model import NUM_LANDMARKS, MorphableModel
-from e2far_lite.network import E2FARNet, NetConfig
-from e2far_lite.rasterizer import rasterize
-from e2far_lite.renderer import Renderer
+from e2far_lite.model.metrics import landmark_nme, rigid_align, vertex_rmse
+from e2far_lite.model.morphable_model import NUM_LANDMARKS, MorphableModel
+from e2far_lite.nets.backbone import BackboneConfig
+from e2far_lite.nets.fusion import FusionConfig
+from e2far_lite.nets.network import E2FARNet, NetConfig
+from e2far_lite.render.camera import rotation_matrix, weak_perspective_project
+from e2far_lite.render.rasterizer import rasterize
+from e2far_lite.render.renderer import Renderer
+from e2far_lite.synth.faces import DataConfig, SyntheticFaces
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.losses import LossConfig, MultiTaskLoss
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

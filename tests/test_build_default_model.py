@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers_models import assert_is_the_default_model
 
-from e2far_lite.ict import ict_ingredients_path
+from e2far_lite.model.ict import ict_ingredients_path
 from e2far_lite.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "data" / "build_default_model.py"

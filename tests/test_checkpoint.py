@@ -8,16 +8,16 @@ import pytest
 import torch
 from helpers_models import tiny_model
 
-from e2far_lite.checkpoint import (
+from e2far_lite.nets.network import E2FARNet
+from e2far_lite.synth.faces import DataConfig
+from e2far_lite.train.checkpoint import (
     export_checkpoint,
     load_checkpoint,
     model_fingerprint,
     read_checkpoint,
     save_checkpoint,
 )
-from e2far_lite.configs import PRESETS, TrainConfig, config_differences, get_config
-from e2far_lite.data import DataConfig
-from e2far_lite.network import E2FARNet
+from e2far_lite.train.configs import PRESETS, TrainConfig, config_differences, get_config
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from e2far_lite.checkpoint import SHIPPED_FILE
 from e2far_lite.cli import main
 from e2far_lite.paths import data_dir
+from e2far_lite.train.checkpoint import SHIPPED_FILE
 
 SHIPPED = data_dir() / SHIPPED_FILE
 
@@ -72,7 +72,7 @@ def test_unwritable_output_folder(tmp_path, command):
 
 
 def test_hog_detector_without_dlib_is_one_clear_line(tmp_path, monkeypatch):
-    from e2far_lite import photo as photo_module
+    from e2far_lite.photo import pipeline as photo_module
 
     def no_dlib():
         raise ImportError("No module named 'dlib'")

@@ -3,9 +3,9 @@ import warnings
 import pytest
 import torch
 
-from e2far_lite import data as data_module
-from e2far_lite.camera import perspective_project, to_camera, weak_perspective_project
-from e2far_lite.data import DataConfig, SyntheticFaces, cached_split
+from e2far_lite.render.camera import perspective_project, to_camera, weak_perspective_project
+from e2far_lite.synth import faces as data_module
+from e2far_lite.synth.faces import DataConfig, SyntheticFaces, cached_split
 
 SMALL = DataConfig(image_size=64)
 

@@ -28,11 +28,11 @@ import pytest
 import torch
 from torch import nn
 
-from e2far_lite import distributed
-from e2far_lite.checkpoint import read_checkpoint
-from e2far_lite.configs import get_config
-from e2far_lite.losses import LossConfig
-from e2far_lite.train import train
+from e2far_lite.train import distributed
+from e2far_lite.train.checkpoint import read_checkpoint
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.loop import train
+from e2far_lite.train.losses import LossConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -41,8 +41,8 @@ STEPS = 6
 EXACT = {"loss": {"landmark_weight": 0.0}}
 HELPER = """
 import json, sys
-from e2far_lite.configs import get_config
-from e2far_lite.train import train
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.loop import train
 overrides, out, cache, resume = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 train(get_config("smoke", **overrides), out, device="cpu", progress=False, cache_dir=cache,
       resume=resume or None)
@@ -117,8 +117,9 @@ def test_torchrun_cli_trains_the_smoke_preset_like_one_process(runs):
                         "--out", str(out), "--cache-dir", str(runs["cache"]), "--device", "cpu",
                         "--quiet")
     assert printed.count("done in") == 1  # rank 0 alone reports
+    # the command line also draws the log; train() itself writes no pictures
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        p.name for p in runs["preset"].iterdir())
+        [p.name for p in runs["preset"].iterdir()] + ["loss_curves.png"])
     ours, reference = _rows(out / "last.pt"), _rows(runs["preset"] / "last.pt")
     for mine, theirs in zip(ours, reference, strict=True):
         if "loss_total" in theirs:
@@ -150,7 +151,7 @@ BN_HELPER = """
 import json, sys
 import torch, torch.distributed as dist
 from torch import nn
-from e2far_lite.distributed import AllReduceBatchNorm2d
+from e2far_lite.train.distributed import AllReduceBatchNorm2d
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 g = torch.Generator().manual_seed(0)

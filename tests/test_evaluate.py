@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from e2far_lite.cli import main
-from e2far_lite.data import DataConfig
-from e2far_lite.evaluate import (
+from e2far_lite.evaluate.scores import (
     METHODS,
     PIXEL_BINS,
     evaluate_net,
@@ -18,8 +17,9 @@ from e2far_lite.evaluate import (
     ratios,
     write_json,
 )
-from e2far_lite.metrics import shape_errors
-from e2far_lite.network import E2FARNet, NetConfig
+from e2far_lite.model.metrics import shape_errors
+from e2far_lite.nets.network import E2FARNet, NetConfig
+from e2far_lite.synth.faces import DataConfig
 
 KEYS = ("total_mm", "neutral_mm", "total_sim_mm", "neutral_sim_mm", "expression_mm", "nme_pct")
 SMALL = DataConfig(image_size=64)

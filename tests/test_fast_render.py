@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
-from e2far_lite import augment, fast_render
-from e2far_lite.camera import to_camera
-from e2far_lite.data import DataConfig, SyntheticFaces, _noise_bank, _sensor_noise
-from e2far_lite.renderer import Renderer
-from e2far_lite.shading import Lights, skin_albedo
+from e2far_lite.render import numba_kernels as fast_render
+from e2far_lite.render.camera import to_camera
+from e2far_lite.render.renderer import Renderer
+from e2far_lite.render.shading import Lights, skin_albedo
+from e2far_lite.synth import augment
+from e2far_lite.synth.faces import DataConfig, SyntheticFaces, _noise_bank, _sensor_noise
 
 pytestmark = pytest.mark.skipif(not fast_render.available(), reason="numba is not installed")
 
@@ -57,7 +58,7 @@ def test_kernel_takes_model_frame_vertices(default_model):
     translation = torch.tensor([[5.0, -3.0, 800.0], [0.0, 0.0, 1200.0]])
     focal, centre = torch.tensor([300.0, 400.0]), torch.tensor([[32.0, 30.0], [31.0, 33.0]])
     albedo, lights = skin_albedo(m.mean, 2, g), Lights.random(2, g)
-    from e2far_lite.camera import camera_rotation
+    from e2far_lite.render.camera import camera_rotation
 
     renderer = Renderer(64, backend="numba")
     posed = renderer.render_posed(verts, camera_rotation(angles), translation, focal, centre,

@@ -6,20 +6,22 @@ import matplotlib
 import pytest
 import torch
 
-from e2far_lite.backbone import BackboneConfig, VGGBackbone
-from e2far_lite.complexity import count_macs, count_parameters
-from e2far_lite.feature_viz import (
+from e2far_lite.analysis.feature_maps import (
     block_costs,
-    feature_grid,
-    fusion_diagram,
     fusion_steps,
     gradient_footprint,
-    plot_block_costs,
-    plot_head_sizes,
     receptive_fields,
     top_channels,
 )
-from e2far_lite.fusion import FusionCNN, FusionConfig
+from e2far_lite.nets.backbone import BackboneConfig, VGGBackbone
+from e2far_lite.nets.complexity import count_macs, count_parameters
+from e2far_lite.nets.fusion import FusionCNN, FusionConfig
+from e2far_lite.ui.feature_plots import (
+    feature_grid,
+    fusion_diagram,
+    plot_block_costs,
+    plot_head_sizes,
+)
 
 matplotlib.use("Agg")
 SMALL = BackboneConfig(widths=(4, 6, 8, 10, 12))

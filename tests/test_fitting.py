@@ -1,13 +1,13 @@
-"""The iterative landmark-fitting baseline: e2far_lite/fitting.py."""
+"""The iterative landmark-fitting baseline: e2far_lite/evaluate/fitting.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from e2far_lite.camera import weak_perspective_project
-from e2far_lite.fitting import FitConfig, estimate_pose, fit_landmarks
-from e2far_lite.metrics import vertex_rmse
+from e2far_lite.evaluate.fitting import FitConfig, estimate_pose, fit_landmarks
+from e2far_lite.model.metrics import vertex_rmse
+from e2far_lite.render.camera import weak_perspective_project
 
 POSES = torch.tensor([[0.3, 0.1, 0.05, 112.0, 118.0, 1.0],  # yaw, pitch, roll, tx, ty, scale
                       [-0.3, -0.1, 0.0, 100.0, 110.0, 1.2],

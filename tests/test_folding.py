@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from e2far_lite.folding import fold_batch_norm, for_inference
-from e2far_lite.mobilenet import MobileNetV1
-from e2far_lite.network import E2FARNet
+from e2far_lite.nets.folding import fold_batch_norm, for_inference
+from e2far_lite.nets.mobilenet import MobileNetV1
+from e2far_lite.nets.network import E2FARNet
 
 
 def _trained_statistics(net: nn.Module) -> nn.Module:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from e2far_lite.fusion import FusionCNN, FusionConfig
+from e2far_lite.nets.fusion import FusionCNN, FusionConfig
 
 CHANNELS = {"pool1": 4, "pool2": 6, "pool3": 8, "pool4": 10, "pool5": 12}
 GRID = 2  # pool5 side, i.e. a 64 px image

@@ -21,14 +21,14 @@ import pytest
 import torch
 from helpers_models import tiny_model
 
-import e2far_lite.morphable_model as mm
-from e2far_lite import safe_pickle
-from e2far_lite.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from e2far_lite.configs import get_config
-from e2far_lite.loaders import load_flame
-from e2far_lite.morphable_model import MorphableModel
-from e2far_lite.network import E2FARNet
-from e2far_lite.train import train
+import e2far_lite.model.morphable_model as mm
+from e2far_lite.io import safe_pickle
+from e2far_lite.model.loaders import load_flame
+from e2far_lite.model.morphable_model import MorphableModel
+from e2far_lite.nets.network import E2FARNet
+from e2far_lite.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.loop import train
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(64))
 

@@ -9,7 +9,7 @@ import torch
 from helpers_models import assert_is_the_default_model
 
 from e2far_lite import MorphableModel
-from e2far_lite.ict import (
+from e2far_lite.model.ict import (
     expression_space,
     ict_ingredients_path,
     load_ict_face_area,

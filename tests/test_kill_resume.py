@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from e2far_lite.checkpoint import load_checkpoint, read_checkpoint
-from e2far_lite.configs import get_config
-from e2far_lite.data import SyntheticFaces
-from e2far_lite.morphable_model import MorphableModel
-from e2far_lite.train import load_split, train
+from e2far_lite.model.morphable_model import MorphableModel
+from e2far_lite.synth.faces import SyntheticFaces
+from e2far_lite.train.checkpoint import load_checkpoint, read_checkpoint
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.loop import load_split, train
 
 STEPS = 10
 CKPT_EVERY = 2
@@ -36,7 +36,7 @@ SMOKE = dict(ckpt_every=CKPT_EVERY, val_every=100, log_every=2, batch_size=4, va
 DRIVER = f"""
     import sys
 
-    from e2far_lite import configs
+    from e2far_lite.train import configs
 
     configs.PRESETS["smoke"] = configs.get_config("smoke", **{SMOKE!r})
 

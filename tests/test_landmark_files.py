@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from e2far_lite.landmark_files import read_annotations, read_dlib_xml, read_pts
+from e2far_lite.io.landmark_files import read_annotations, read_dlib_xml, read_pts
 from e2far_lite.paths import shared_dir
 
 DEV_XML = shared_dir() / "data" / "real_faces_dev" / "faces_with_landmarks.xml"
@@ -178,7 +178,7 @@ def test_the_shared_dev_set_parses():
 
 
 def test_dev_annotations_come_from_the_environment(tmp_path, monkeypatch):
-    from e2far_lite.landmark_files import DEV_FACES_ENV, dev_annotations
+    from e2far_lite.io.landmark_files import DEV_FACES_ENV, dev_annotations
 
     monkeypatch.delenv(DEV_FACES_ENV, raising=False)
     assert dev_annotations() is None

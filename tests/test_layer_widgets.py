@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from test_attribution import NAMES, blend_model, tiny_net
 
-from e2far_lite.backbone import TAP_NAMES
-from e2far_lite.layer_widgets import (
+from e2far_lite.nets.backbone import TAP_NAMES
+from e2far_lite.ui.layer_widgets import (
     FeatureMapViewer,
     LayerAttributionView,
     TapMixer,

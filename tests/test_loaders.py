@@ -23,9 +23,10 @@ import scipy.io
 import scipy.sparse
 import torch
 
-from e2far_lite import loaders, safe_pickle
-from e2far_lite.ict import ict_ingredients_path, load_ict_face_area, quads_to_triangles
-from e2far_lite.morphable_model import MorphableModel
+from e2far_lite.io import safe_pickle
+from e2far_lite.model import loaders
+from e2far_lite.model.ict import ict_ingredients_path, load_ict_face_area, quads_to_triangles
+from e2far_lite.model.morphable_model import MorphableModel
 
 K, E = 4, 2
 ID_STD = np.array([6.0, 4.0, 2.5, 1.5])  # mm
@@ -96,7 +97,7 @@ def test_bfm2009(tmp_path, face, clockwise):
         "tl": (tl + 1).astype(np.float64),  # 1-based, MATLAB doubles
         "texMU": np.zeros((3 * face.num_v, 1)),
     })
-    model = MorphableModel.from_bfm2009(path)
+    model = loaders.load_bfm2009(path)
     assert_model(model, face, face.mean, num_exp=0)
     np.testing.assert_allclose(model.id_std.numpy(), ID_STD, rtol=1e-5)
     # orthonormal PCA in the file: coefficient k is the file's coefficient k, same sign
@@ -140,7 +141,7 @@ def test_bfm2017(tmp_path, face, scaled):
         h5["expression/model/mean"] = face.exp_mean.reshape(-1).astype(np.float32)
         h5["expression/model/pcaBasis"] = exp_cols.astype(np.float32)
         h5["expression/model/pcaVariance"] = (EXP_STD**2).astype(np.float32)
-    model = MorphableModel.from_bfm2017(path)
+    model = loaders.load_bfm2017(path)
     assert_model(model, face, face.mean + face.exp_mean, num_exp=E)
     np.testing.assert_allclose(model.exp_std.numpy(), EXP_STD, rtol=1e-5)
     np.testing.assert_allclose(model_covariance(model.exp_basis, model.exp_std),
@@ -188,7 +189,7 @@ def _3ddfa_arrays(face: Face, variant: str) -> dict:
 def test_3ddfa_mat(tmp_path, face, variant):
     path = tmp_path / "BFM.mat"
     scipy.io.savemat(path, _3ddfa_arrays(face, variant))
-    model = MorphableModel.from_3ddfa(path)
+    model = loaders.load_3ddfa(path)
     assert_model(model, face, face.mean + face.exp_mean, num_exp=E)
     np.testing.assert_allclose(model_covariance(model.exp_basis, model.exp_std),
                                face.covariance(face.exp_columns, EXP_STD), atol=1e-3)
@@ -265,7 +266,7 @@ def test_flame(tmp_path, face, fake_chumpy, protocol):
     path.write_bytes(_flame_pickle(face, protocol))
     np.save(tmp_path / "flame_68.npy", face.landmarks)
     sys.modules.pop("chumpy.ch")  # loading must not need chumpy
-    model = MorphableModel.from_flame(path, num_shape=K, landmarks=tmp_path / "flame_68.npy")
+    model = loaders.load_flame(path, num_shape=K, landmarks=tmp_path / "flame_68.npy")
     assert_model(model, face, face.mean, num_exp=E)
     np.testing.assert_allclose(model.id_std.numpy(), ID_STD, rtol=1e-5)
     np.testing.assert_allclose(model.exp_std.numpy(), EXP_STD, rtol=1e-5)
@@ -360,7 +361,7 @@ def test_ict_facekit_folder(tmp_path):
         _write_obj(folder / f"{name}.obj", neutral + off, faces)
     (folder / "vertex_indices.json").write_text(json.dumps({"expressions": names}))
 
-    model = MorphableModel.from_ict_facekit(folder, region=9, id_variance=1.0, num_exp=2)
+    model = loaders.load_ict_facekit(folder, region=9, id_variance=1.0, num_exp=2)
     assert (model.num_vertices, model.num_id, model.num_exp) == (9, 3, 2)
     expected = torch.from_numpy(quads_to_triangles(torch.tensor(quads)).numpy())
     assert torch.equal(model.triangles, expected)  # the triangle through vertex 9 is dropped

@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers_models import tiny_model
 
-from e2far_lite.camera import weak_perspective_project
-from e2far_lite.losses import LossConfig, MultiTaskLoss, gram_matrix, vertex_loss_explicit
-from e2far_lite.morphable_model import MorphableModel
+from e2far_lite.model.morphable_model import MorphableModel
+from e2far_lite.render.camera import weak_perspective_project
+from e2far_lite.train.losses import LossConfig, MultiTaskLoss, gram_matrix, vertex_loss_explicit
 
 S = 128  # image size
 

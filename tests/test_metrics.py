@@ -1,4 +1,4 @@
-"""3D and 2D error metrics: e2far_lite/metrics.py."""
+"""3D and 2D error metrics: e2far_lite/model/metrics.py."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from e2far_lite.camera import rotation_matrix
-from e2far_lite.metrics import (
-    error_heatmap,
+from e2far_lite.model.metrics import (
     landmark_nme,
     per_vertex_error,
     rigid_align,
     shape_errors,
     vertex_rmse,
 )
-from e2far_lite.regions import REGION_NAMES, vertex_regions
+from e2far_lite.model.regions import REGION_NAMES, vertex_regions
+from e2far_lite.render.camera import rotation_matrix
+from e2far_lite.ui.plots import error_heatmap
 
 
 def cloud(batch: int = 3, points: int = 40, seed: int = 0) -> torch.Tensor:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from e2far_lite import MorphableModel
-from e2far_lite.mesh_io import save_mesh
+from e2far_lite.io.mesh_files import save_mesh
 
 
 def test_default_model_sizes(default_model):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from e2far_lite.backbone import BackboneConfig
-from e2far_lite.fusion import FusionConfig
-from e2far_lite.network import E2FARNet, NetConfig
+from e2far_lite.nets.backbone import BackboneConfig
+from e2far_lite.nets.fusion import FusionConfig
+from e2far_lite.nets.network import E2FARNet, NetConfig
 
 K, E = 5, 4
 SMALL = BackboneConfig(widths=(4, 8, 8, 16, 16))

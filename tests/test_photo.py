@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from e2far_lite import photo
-from e2far_lite.checkpoint import save_checkpoint
 from e2far_lite.cli import main
-from e2far_lite.configs import get_config
-from e2far_lite.data import DataConfig, SyntheticFaces
 from e2far_lite.exercises import check
-from e2far_lite.network import E2FARNet
+from e2far_lite.nets.network import E2FARNet
 from e2far_lite.paths import shared_dir
+from e2far_lite.photo import pipeline as photo
+from e2far_lite.synth.faces import DataConfig, SyntheticFaces
+from e2far_lite.train.checkpoint import save_checkpoint
+from e2far_lite.train.configs import get_config
 
 matplotlib.use("Agg")
 DEV_XML = shared_dir() / "data" / "real_faces_dev" / "faces_with_landmarks.xml"
@@ -471,7 +471,7 @@ def test_real_landmark_nme_runs_on_the_dev_set(smoke):
 @pytest.mark.skipif(not DEV_XML.is_file(), reason="the shared dev set is not here")
 def test_hog_finds_every_dev_face_and_its_box_convention_is_the_measured_one(smoke):
     pytest.importorskip("dlib")
-    from e2far_lite.landmark_files import read_annotations
+    from e2far_lite.io.landmark_files import read_annotations
 
     faces = read_annotations(DEV_XML)
     boxes, landmarks, false = [], [], 0

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from e2far_lite.rasterizer import interpolate, rasterize
+from e2far_lite.render.rasterizer import interpolate, rasterize
 
 
 def reference_rasterize(screen, triangles, size):

@@ -1,4 +1,4 @@
-"""Face regions from the 68 landmarks: e2far_lite/regions.py."""
+"""Face regions from the 68 landmarks: e2far_lite/model/regions.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from e2far_lite import MorphableModel
-from e2far_lite.regions import REGION_NAMES, region_masks, vertex_regions
+from e2far_lite.model.regions import REGION_NAMES, region_masks, vertex_regions
 
 EYES, NOSE, MOUTH, CHEEKS, JAW = (REGION_NAMES.index(n) for n in
                                   ("eyes", "nose", "mouth", "cheeks", "jaw"))

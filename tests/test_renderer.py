@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from e2far_lite.camera import perspective_project, rotation_matrix, to_camera
-from e2far_lite.rasterizer import rasterize
-from e2far_lite.renderer import Renderer, project_landmarks
-from e2far_lite.shading import skin_albedo
+from e2far_lite.render.camera import perspective_project, rotation_matrix, to_camera
+from e2far_lite.render.rasterizer import rasterize
+from e2far_lite.render.renderer import Renderer, project_landmarks
+from e2far_lite.render.shading import skin_albedo
 
 
 def dense_depth(screen, triangles, size):

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from e2far_lite.checkpoint import SHIPPED_FILE, load_checkpoint
-from e2far_lite.data import DataConfig
-from e2far_lite.evaluate import METHODS, evaluate_net
+from e2far_lite.evaluate.scores import METHODS, evaluate_net
 from e2far_lite.paths import data_dir
+from e2far_lite.synth.faces import DataConfig
+from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
 
 CHECKPOINT = data_dir() / SHIPPED_FILE
 FIGURES = CHECKPOINT.with_suffix(".json")

@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
-from e2far_lite import mobilenet, speed
 from e2far_lite.cli import main
-from e2far_lite.complexity import count_macs, count_parameters
-from e2far_lite.configs import get_config
-from e2far_lite.mobilenet import MobileNetV1
+from e2far_lite.evaluate import speed
+from e2far_lite.nets import mobilenet
+from e2far_lite.nets.complexity import count_macs, count_parameters
+from e2far_lite.nets.mobilenet import MobileNetV1
+from e2far_lite.train.configs import get_config
 
 CPU = torch.device("cpu")
 

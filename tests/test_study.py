@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from e2far_lite.data import DataConfig
-from e2far_lite.study import (
+from e2far_lite.analysis.study import (
     LEVERS,
     PLANS,
     claims,
@@ -17,7 +16,8 @@ from e2far_lite.study import (
     summary,
     verdict,
 )
-from e2far_lite.viz import plot_study
+from e2far_lite.synth.faces import DataConfig
+from e2far_lite.ui.plots import plot_study
 
 
 def test_levers_change_one_thing():
@@ -41,7 +41,7 @@ def test_levers_change_one_thing():
 
 
 def test_student_t_quantiles():
-    from e2far_lite.study import _t95
+    from e2far_lite.analysis.study import _t95
 
     assert _t95(2) == pytest.approx(12.706) and _t95(3) == pytest.approx(4.303)
     assert _t95(12) >= 2.201  # between tabulated counts: never narrower than the truth

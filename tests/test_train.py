@@ -7,12 +7,12 @@ import csv
 import pytest
 import torch
 
-import e2far_lite.train as train_module
-from e2far_lite.checkpoint import read_checkpoint
+import e2far_lite.train.loop as train_module
 from e2far_lite.cli import main
-from e2far_lite.configs import get_config
-from e2far_lite.losses import MultiTaskLoss
-from e2far_lite.train import lr_at, train
+from e2far_lite.train.checkpoint import read_checkpoint
+from e2far_lite.train.configs import get_config
+from e2far_lite.train.loop import lr_at, train
+from e2far_lite.train.losses import MultiTaskLoss
 
 
 def _tiny(**overrides):
@@ -51,7 +51,7 @@ def test_smoke_training_lowers_the_validation_error(smoke_run):
 
 def test_outputs_are_written(smoke_run):
     result, _ = smoke_run
-    for key in ("last", "best", "csv", "json", "curves"):
+    for key in ("last", "best", "csv", "json"):
         assert result.paths[key].is_file(), key
     with open(result.paths["csv"]) as handle:
         rows = list(csv.DictReader(handle))
@@ -142,7 +142,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 
 def test_any_model_trains_and_reloads(tmp_path, small_model):
     """A model of another size, without blend shapes, goes through training and checkpoints."""
-    from e2far_lite.checkpoint import load_checkpoint
+    from e2far_lite.train.checkpoint import load_checkpoint
 
     config = get_config("smoke", steps=4, val_size=8, val_every=4, ckpt_every=4)
     result = train(config, tmp_path / "run", device="cpu", progress=False,

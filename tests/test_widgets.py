@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_attribution import blend_model
 
-from e2far_lite.widgets import (
+from e2far_lite.ui.widgets import (
     FitPlots,
     LossCurve,
     ModelExplorer,

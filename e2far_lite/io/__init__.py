@@ -1,0 +1,31 @@
+"""Files: atomic writes, safe unpickling, landmark annotations, mesh files.
+
+The lowest stage: plain file formats that know nothing about faces or networks.
+"""
+
+from .landmark_files import (
+    DEV_FACES_ENV,
+    NUM_LANDMARKS,
+    AnnotatedFace,
+    dev_annotations,
+    read_annotations,
+    read_dlib_xml,
+    read_pts,
+)
+from .mesh_files import save_mesh
+from .safe_pickle import ChumpyArray, RefusedGlobal, RestrictedUnpickler, load
+
+__all__ = [
+    "AnnotatedFace",
+    "ChumpyArray",
+    "DEV_FACES_ENV",
+    "NUM_LANDMARKS",
+    "RefusedGlobal",
+    "RestrictedUnpickler",
+    "dev_annotations",
+    "load",
+    "read_annotations",
+    "read_dlib_xml",
+    "read_pts",
+    "save_mesh",
+]

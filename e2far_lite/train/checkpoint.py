@@ -1,0 +1,292 @@
+"""Checkpoints that load with ``torch.load(path, weights_only=True)``: tensors and plain data only.
+
+A checkpoint is one dict, no pickled classes::
+
+    format, version    "e2far-lite-checkpoint", 1
+    config             TrainConfig.to_dict(): nested dicts of str / int / float / bool / tuple
+    model              the morphable model it was trained for: num_id, num_exp, num_vertices and
+                       a sha256 fingerprint of its arrays (the arrays themselves are not stored)
+    net                E2FARNet.state_dict() (float16 in exported files, read back as float32)
+    step               optimizer steps done
+    history            list of dicts of numbers (the training log)
+    extra              dict of plain values (e.g. the best validation error, the baseline)
+    train_state        only in training checkpoints, for an exact resume: optimizer and
+                       GradScaler state dicts, and the torch RNG states
+
+Files are written atomically (a temp file in the same folder, then ``os.replace``), so a crash
+while saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ..model.morphable_model import MorphableModel
+from ..nets.network import E2FARNet
+from ..paths import data_dir, is_smoke
+from .configs import TrainConfig
+
+FORMAT = "e2far-lite-checkpoint"
+VERSION = 1
+_FINGERPRINT_ARRAYS = ("mean", "id_basis", "id_std", "exp_basis", "exp_std", "triangles",
+                       "landmarks")
+
+
+def model_fingerprint(model: MorphableModel) -> str:
+    """sha256 (hex) of the model's arrays, as float32 / int64 bytes: equal models, equal hash."""
+    h = hashlib.sha256()
+    for name in _FINGERPRINT_ARRAYS:
+        array = getattr(model, name).detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(tuple(array.shape)).encode())
+        h.update(array.numpy().tobytes())
+    return h.hexdigest()
+
+
+def model_info(model: MorphableModel) -> dict[str, Any]:
+    """What a checkpoint records about its morphable model: sizes and fingerprint."""
+    return {"num_id": model.num_id, "num_exp": model.num_exp,
+            "num_vertices": model.num_vertices, "fingerprint": model_fingerprint(model)}
+
+
+def check_model(info: dict[str, Any], model: MorphableModel, source: str = "checkpoint") -> None:
+    """Raise ``ValueError`` naming what differs if ``model`` is not the one in ``info``."""
+    have = model_info(model)
+    sizes = [f"{key} {info[key]} vs {have[key]}" for key in ("num_id", "num_exp", "num_vertices")
+             if info[key] != have[key]]
+    if sizes:
+        raise ValueError(f"model: {source} was trained for another morphable model "
+                         f"(checkpoint vs given: {', '.join(sizes)})")
+    if info["fingerprint"] != have["fingerprint"]:
+        raise ValueError(f"model: {source} was trained for another morphable model of the same "
+                         f"size (fingerprint {info['fingerprint'][:12]} vs "
+                         f"{have['fingerprint'][:12]}): pass the model it was trained with")
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's CPU (and CUDA) random states, as tensors."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (CUDA states only where CUDA is present)."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_save(payload: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _state_dict(net: nn.Module, half: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in net.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        out[key] = value.half() if half and value.is_floating_point() else value.clone()
+    return out
+
+
+def save_checkpoint(path: str | os.PathLike, net: E2FARNet, model: MorphableModel,
+                    config: TrainConfig, *, step: int = 0,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    scaler: torch.amp.GradScaler | None = None,
+                    history: list[dict[str, Any]] | None = None,
+                    extra: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """Write a checkpoint atomically; see the module docstring for its contents.
+
+    Args:
+        path: the ``.pt`` file to write (its folder is created).
+        net: the network; its state dict is stored on the CPU.
+        model: the morphable model it predicts coefficients of (only its fingerprint is kept).
+        config: the run's :class:`~e2far_lite.train.TrainConfig`.
+        step: optimizer steps done.
+        optimizer: given: a training checkpoint, with optimizer, scaler and RNG state.
+        scaler: the GradScaler of fp16 training, if any.
+        history: the training log (list of dicts of plain numbers).
+        extra: more plain values to keep.
+        half: store floating tensors of the network as float16.
+
+    Returns:
+        the path written.
+    """
+    payload: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "config": config.to_dict(),
+        "model": model_info(model), "net": _state_dict(net, half), "step": int(step),
+        "history": list(history or []), "extra": dict(extra or {}),
+    }
+    if optimizer is not None:
+        payload["train_state"] = {
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
+            "rng": rng_state(),
+        }
+    return _atomic_save(payload, Path(path))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw checkpoint dict, loaded with ``weights_only=True`` onto the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: expected an existing checkpoint file, got {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as err:
+        raise ValueError(f"path: cannot read {path.name!r}: {err.strerror}") from None
+    except Exception as err:  # truncated (OSError too), not a torch file, or a pickle naming code
+        raise ValueError(f"path: expected an e2far-lite checkpoint (a torch.save file that "
+                         f"loads with weights_only=True), got {path.name!r}, refused: "
+                         f"{_load_failure(err)}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"path: expected an e2far-lite checkpoint, got {path.name!r} "
+                         f"without format {FORMAT!r}")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"path: expected checkpoint version {VERSION}, "
+                         f"got {payload.get('version')!r} in {path.name!r}")
+    for key, kind in (("config", dict), ("model", dict), ("net", dict), ("step", int)):
+        if not isinstance(payload.get(key), kind):
+            raise ValueError(f"path: expected {key!r} ({kind.__name__}) in checkpoint "
+                             f"{path.name!r}, got {type(payload.get(key)).__name__}")
+    missing = [k for k in ("num_id", "num_exp", "num_vertices", "fingerprint")
+               if k not in payload["model"]]
+    not_tensors = [k for k, v in payload["net"].items() if not isinstance(v, torch.Tensor)]
+    if missing or not_tensors:
+        raise ValueError(f"path: expected model sizes and tensor weights in checkpoint "
+                         f"{path.name!r}, got missing {missing}, non-tensors {not_tensors[:3]}")
+    return payload
+
+
+def _load_failure(err: Exception) -> str:
+    """The reason in ``torch.load``'s message, without its advice to load unsafely."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(
+        ("Weights only load failed", "Check the documentation", "Please file an issue"))]
+    reason = (reasons or lines or ["empty or truncated file"])[0]
+    if isinstance(err, OSError):
+        return f"the file is truncated or damaged ({type(err).__name__}: {reason[:200]})"
+    return f"{type(err).__name__}: {reason[:200]}"
+
+
+def build_net(payload: dict[str, Any], model: MorphableModel, config: TrainConfig,
+              source: str = "checkpoint") -> E2FARNet:
+    """An E2FARNet for ``config`` and ``model`` holding the checkpoint's weights (float32)."""
+    net = E2FARNet(model.num_id, model.num_exp, config.net)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["net"].items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{source}: the stored weights do not fit the network its config "
+                         f"describes ({err})") from err
+    return net
+
+
+def load_checkpoint(path: str | os.PathLike, model: MorphableModel | None = None,
+                    device: torch.device | str | None = None,
+                    ) -> tuple[E2FARNet, MorphableModel, TrainConfig]:
+    """Read a checkpoint (training or exported) and rebuild its network, ready to predict.
+
+    Args:
+        path: a file from :func:`save_checkpoint` or :func:`export_checkpoint`.
+        model: the morphable model it was trained for; ``None``: the shipped default. Refused
+            (``ValueError`` saying what differs) when its sizes or arrays do not match.
+        device: where to put the network and model (default: ``devices.default_device()``).
+
+    Returns:
+        ``(net, model, config)``: the float32 network in eval mode, the morphable model and
+        the :class:`~e2far_lite.train.TrainConfig` of the run.
+    """
+    from ..devices import default_device
+
+    payload = read_checkpoint(path)
+    source = f"checkpoint {Path(path).name!r}"
+    if model is None:
+        model = MorphableModel.default()
+        try:
+            check_model(payload["model"], model, source)
+        except ValueError as err:
+            raise ValueError(f"{err}; it is not the shipped default model, so pass "
+                             "load_checkpoint(path, model=...)") from None
+    else:
+        check_model(payload["model"], model, source)
+    config = TrainConfig.from_dict(payload["config"])
+    device = torch.device(device) if device is not None else default_device()
+    net = build_net(payload, model, config, source)
+    return net.to(device).eval(), model.to(device), config
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
+                      half: bool = True) -> Path:
+    """Write a small copy of ``src`` for committing: weights (float16 by default), config,
+    model fingerprint, step, history and extra values; no optimizer or RNG state.
+
+    :func:`load_checkpoint` reads it back as float32.
+    """
+    payload = read_checkpoint(src)
+    payload.pop("train_state", None)
+    payload["net"] = {k: v.half() if half and v.is_floating_point() else v
+                      for k, v in payload["net"].items()}
+    return _atomic_save(payload, Path(dst))
+
+
+#: The shipped checkpoint, made by ``python data/make_checkpoint.py``.
+SHIPPED_FILE = "e2far_lite.pt"
+
+
+class Pretrained(NamedTuple):
+    """What :func:`pretrained` returns."""
+
+    net: E2FARNet  # eval mode, on the CPU
+    model: MorphableModel  # the morphable model of its coefficients
+    config: TrainConfig  # its training config (``config.data``: how its faces looked)
+    source: str  # which network this is, in words
+
+
+@functools.lru_cache(maxsize=2)
+def _pretrained(smoke: bool, path: str, mtime: float) -> Pretrained:
+    if not smoke and Path(path).is_file():
+        net, model, config = load_checkpoint(path, device="cpu")
+        return Pretrained(net, model, config, f"the shipped checkpoint {Path(path).name}")
+    from .loop import train  # only for the fallback
+
+    with tempfile.TemporaryDirectory(prefix="e2far-smoke-") as out_dir:
+        result = train("smoke", out_dir, device="cpu", progress=False)
+    why = "smoke mode" if smoke else f"{Path(path).name} not found"
+    return Pretrained(result.net.cpu().eval(), result.model.cpu(), result.config,
+                      f"a smoke-trained network ({why}; its numbers mean little)")
+
+
+def pretrained(smoke: bool | None = None) -> Pretrained:
+    """The network the later notebooks study: ``data/e2far_lite.pt``, or, in smoke mode
+    (``E2FAR_SMOKE=1``) or when the file is missing, a few seconds of smoke training.
+
+    Cached per process, so a notebook and its exercise check see the same network.
+    """
+    smoke = is_smoke() if smoke is None else bool(smoke)
+    path = data_dir() / SHIPPED_FILE
+    return _pretrained(smoke, str(path), path.stat().st_mtime if path.is_file() else 0.0)
+
+
+__all__ = ["save_checkpoint", "load_checkpoint", "export_checkpoint", "read_checkpoint",
+           "build_net", "model_fingerprint", "model_info", "check_model", "pretrained",
+           "Pretrained", "SHIPPED_FILE"]
