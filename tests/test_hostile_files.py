@@ -22,7 +22,7 @@ import torch
 from helpers_models import tiny_model
 
 import e2far_lite.model.morphable_model as mm
-from e2far_lite.io import safe_pickle
+from e2far_lite.io import atomic, safe_pickle
 from e2far_lite.model.loaders import load_flame
 from e2far_lite.model.morphable_model import MorphableModel
 from e2far_lite.nets.network import E2FARNet
@@ -211,7 +211,7 @@ def test_saving_where_no_file_may_be_created(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path))
 
-    monkeypatch.setattr(mm.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
     with pytest.raises(PermissionError):
         tiny_model().save(tmp_path / "model.npz")
     assert list(tmp_path.iterdir()) == []

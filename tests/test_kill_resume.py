@@ -27,7 +27,7 @@ from e2far_lite.model.morphable_model import MorphableModel
 from e2far_lite.synth.faces import SyntheticFaces
 from e2far_lite.train.checkpoint import load_checkpoint, read_checkpoint
 from e2far_lite.train.configs import get_config
-from e2far_lite.train.loop import load_split, train
+from e2far_lite.train.loop import train, validation_split
 
 STEPS = 10
 CKPT_EVERY = 2
@@ -94,7 +94,7 @@ def test_sigkill_while_checkpointing_then_resume_matches_an_uninterrupted_run(tm
     driver.write_text(textwrap.dedent(DRIVER))
     cache = tmp_path / "cache"
     # the validation split is rendered once, here, before two runs would race to cache it
-    load_split(MorphableModel.default(), get_config("smoke", **SMOKE), cache)
+    validation_split(MorphableModel.default(), get_config("smoke", **SMOKE), cache)
     straight = start(driver, tmp_path / "straight", cache, resume=False)  # runs alongside
 
     out = tmp_path / "killed"

@@ -8,7 +8,6 @@ from .benchmark import (
     run_ablation,
     score,
     summarise,
-    test_split,
     variant_config,
 )
 from .fitting import FitConfig, estimate_pose, fit_landmarks
@@ -60,7 +59,6 @@ __all__ = [
     "score",
     "speed_report",
     "summarise",
-    "test_split",
     "tf32_matmul_peak",
     "time_call",
     "train_throughput",

@@ -30,10 +30,9 @@ from ..model.metrics import landmark_nme, shape_errors
 from ..model.morphable_model import MorphableModel
 from ..model.regions import REGION_NAMES, vertex_regions
 from ..render.camera import weak_perspective_project
-from ..synth.faces import SyntheticFaces
 from ..train.configs import TrainConfig, get_config
 from .fitting import FitConfig, fit_landmarks
-from .scores import TEST_SEED
+from .scores import TEST_SEED, held_out_faces
 
 VARIANTS: dict[str, dict] = {
     "full": {},  # fusion CNN for expression + multi-task loss (the paper)
@@ -70,14 +69,6 @@ def variant_config(plan: Plan, variant: str, seed: int) -> TrainConfig:
     steps = plan.steps or base.steps
     return get_config(plan.preset, net=net, steps=steps, seed=seed, val_every=steps,
                       ckpt_every=steps)
-
-
-def test_split(model: MorphableModel, config: TrainConfig, size: int,
-               device: torch.device) -> dict[str, Tensor]:
-    """The fixed test faces at the config's image size, rendered in chunks."""
-    faces = SyntheticFaces(model, size, seed=TEST_SEED, config=config.data, device=device)
-    chunks = [faces.batch(range(s, min(s + 64, size))) for s in range(0, size, 64)]
-    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
 
 def score(model: MorphableModel, pred: dict[str, Tensor], split: dict[str, Tensor],
@@ -146,7 +137,8 @@ def run_ablation(mode: str = "quick", out_dir: str | os.PathLike = "runs/benchma
     model = MorphableModel.default().to(device)
     labels = vertex_regions(model)
     reference = variant_config(plan, "full", plan.seeds[0])
-    split = test_split(model, reference, plan.test_size, device)
+    split = {k: v.to(device) for k, v in
+             held_out_faces(model, reference.data, plan.test_size, device=device).items()}
     fit_split = _subset(split, plan.fit_faces)
 
     rows: dict[str, list[dict[str, float]]] = {}

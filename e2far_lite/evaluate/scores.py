@@ -28,12 +28,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import check_positive_int
+from ..io.atomic import atomic_write
 from ..model.metrics import SHAPE_FIGURES, landmark_nme, shape_errors
 from ..model.morphable_model import MorphableModel
 from ..model.regions import REGION_NAMES, vertex_regions
 from ..render.camera import weak_perspective_project
-from ..synth.faces import DataConfig, SyntheticFaces, cached_split
+from ..synth.faces import DataConfig, face_split
 from .fitting import FitConfig, fit_landmarks
 
 #: The test split's seed: never used for training or for choosing a model or setting.
@@ -46,14 +46,9 @@ METHODS = ("network", "mean_shape", "fit_true_landmarks")
 def held_out_faces(model: MorphableModel, data: DataConfig, n: int = 256, seed: int = TEST_SEED,
                    cache_dir: str | os.PathLike | None = None,
                    device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """``n`` faces of ``SyntheticFaces(model, seed=seed, config=data)`` as CPU tensors, rendered
-    once and cached in ``cache_dir`` (when given)."""
-    check_positive_int(n, "n")
-    faces = SyntheticFaces(model, n, seed=seed, config=data, device=device)
-    if cache_dir is not None:
-        return cached_split(faces, cache_dir)
-    chunks = [faces.batch(range(s, min(s + 64, n))) for s in range(0, n, 64)]
-    return {k: torch.cat([c[k].cpu() for c in chunks]) for k in chunks[0]}
+    """The test faces: :func:`~e2far_lite.synth.face_split` with the test seed (CPU tensors,
+    cached in ``cache_dir`` when given). Nothing is trained or tuned on this seed."""
+    return face_split(model, data, n, seed, cache_dir, device)
 
 
 @torch.no_grad()
@@ -166,12 +161,9 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     failure leaves no half-written file behind. Non-finite floats (NaN, inf) are written as
     ``null``, so the file is strict JSON."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n"
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
     return path
 
 

@@ -3,6 +3,7 @@
 The lowest stage: plain file formats that know nothing about faces or networks.
 """
 
+from .atomic import atomic_write
 from .landmark_files import (
     DEV_FACES_ENV,
     NUM_LANDMARKS,
@@ -22,6 +23,7 @@ __all__ = [
     "NUM_LANDMARKS",
     "RefusedGlobal",
     "RestrictedUnpickler",
+    "atomic_write",
     "dev_annotations",
     "load",
     "read_annotations",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
 from ..checks import check_shape
+from .atomic import atomic_write
 
 
 def save_mesh(path: str | os.PathLike, vertices: Tensor, triangles: Tensor,
@@ -36,17 +36,9 @@ def save_mesh(path: str | os.PathLike, vertices: Tensor, triangles: Tensor,
     if "\n" in units or "\r" in units:
         raise ValueError(f"units: expected one line, got {units!r}")
     rgb = None if colors is None else colors.detach().cpu().clamp(0, 1).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(_obj_bytes(v, f, rgb, units) if suffix == ".obj"
-                         else _ply_bytes(v, f, rgb, units))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        handle.write(_obj_bytes(v, f, rgb, units) if suffix == ".obj"
+                     else _ply_bytes(v, f, rgb, units))
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_coefficients, check_shape, check_tensor
+from ..io.atomic import atomic_write
 from ..paths import data_dir
 
 NUM_LANDMARKS = 68
@@ -295,16 +295,8 @@ class MorphableModel(nn.Module):
             for key in ("id_basis", "exp_basis", "blendshapes"):
                 if key in arrays:
                     arrays[key] = arrays[key].astype(np.float16)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o644)
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as handle:
+            np.savez_compressed(handle, **arrays)
         return path
 
     @classmethod

@@ -9,6 +9,7 @@ from .faces import (
     cached_split,
     draw_items,
     draw_layout,
+    face_split,
     item_generator,
     render_draws,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "cached_split",
     "draw_items",
     "draw_layout",
+    "face_split",
     "gaussian_blur",
     "item_generator",
     "params_from_draws",

@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..checks import check_image_size, check_positive_int
+from ..io.atomic import atomic_write
 from ..model.expressions import blendshape_uniforms, blendshape_weights_from_draws
 from ..model.morphable_model import MorphableModel
 from ..render import numba_kernels as fast_render
@@ -376,16 +377,45 @@ def cached_split(faces: SyntheticFaces, cache_dir: str | os.PathLike, shard_size
         shard = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
         shard["image"] = (shard["image"] * 255).round().to(torch.uint8)
         name = f"shard-{start // shard_size:04d}.pt"
-        tmp = folder / (name + ".tmp")
-        torch.save(shard, tmp)
-        os.replace(tmp, folder / name)
+        with atomic_write(folder / name) as handle:
+            torch.save(shard, handle)
         names.append(name)
         parts.append(shard)
     bar.close()
-    tmp = folder / "meta.json.tmp"
-    tmp.write_text(json.dumps({"shards": names, "num_samples": len(faces),
-                               "generator_version": GENERATOR_VERSION}))
-    os.replace(tmp, meta_path)
+    with atomic_write(meta_path, "w") as handle:
+        json.dump({"shards": names, "num_samples": len(faces),
+                   "generator_version": GENERATOR_VERSION}, handle)
     out = {k: torch.cat([s[k] for s in parts]) for k in parts[0]}
     out["image"] = out["image"].float() / 255
     return out
+
+def face_split(model: MorphableModel, data: DataConfig, n: int, seed: int,
+               cache_dir: str | os.PathLike | None = None,
+               device: torch.device | str | None = "cpu") -> dict[str, Tensor]:
+    """A fixed set of faces: items ``0 .. n - 1`` of ``SyntheticFaces(model, n, seed, data)``.
+
+    The one way the package builds a data split: training's validation faces, the test faces
+    of ``evaluate`` and the benchmark, and the probe faces of notebook 07 all come from here,
+    each with its own seed.
+
+    Args:
+        model: the morphable model to draw faces from.
+        data: how to draw them (poses, backgrounds, image size, ...).
+        n: N, the number of faces.
+        seed: the split's seed; another seed gives other faces.
+        cache_dir: when given, the split is rendered once and cached there
+            (:func:`cached_split`); later calls read it back.
+        device: where to render (the result is on the CPU either way).
+
+    Returns:
+        the batch dict of :class:`SyntheticFaces` for all N faces, CPU tensors: ``"image"``
+        (N, 3, S, S) in [0, 1], ``"a_id"`` (N, K), ``"a_exp"`` (N, E), ``"landmarks"``
+        (N, 68, 2) in pixels, ...
+    """
+    check_positive_int(n, "n")
+    faces = SyntheticFaces(model, n, seed=seed, config=data, device=device)
+    if cache_dir is not None:
+        return cached_split(faces, cache_dir)
+    chunks = [faces.batch(range(s, min(s + 64, n))) for s in range(0, n, 64)]
+    return {k: torch.cat([c[k].cpu() for c in chunks]) for k in chunks[0]}
+

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ..io.atomic import atomic_write
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
 from ..paths import data_dir, is_smoke
@@ -87,16 +88,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _atomic_save(payload: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        torch.save(payload, handle)
     return path
 
 

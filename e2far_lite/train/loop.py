@@ -40,13 +40,14 @@ import torch
 from torch import Tensor
 
 from ..devices import default_device
+from ..io.atomic import atomic_write
 from ..model.metrics import SHAPE_FIGURES, landmark_nme, shape_errors
 from ..model.morphable_model import MorphableModel
 from ..model.regions import vertex_regions
 from ..nets.network import E2FARNet
 from ..paths import cache_dir as default_cache_dir
 from ..render.camera import weak_perspective_project
-from ..synth.faces import SyntheticFaces, cached_split
+from ..synth.faces import SyntheticFaces, cached_split, face_split
 from . import distributed
 from .checkpoint import build_net, check_model, read_checkpoint, save_checkpoint, set_rng_state
 from .configs import RESUMABLE_CHANGES, TrainConfig, config_differences, get_config
@@ -128,18 +129,13 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
 
 
 # ---------------------------------------------------------------------------- validation
-def load_split(model: MorphableModel, config: TrainConfig, cache_dir: str | os.PathLike,
-               num_samples: int | None = None, seed: int | None = None,
-               device: torch.device | str | None = None) -> dict[str, Tensor]:
-    """The fixed validation split (CPU tensors), rendered once and cached in ``cache_dir``.
-
-    Items ``0 .. num_samples - 1`` of ``SyntheticFaces(model, seed=config.val_seed)`` drawn with
-    ``config.validation_data`` (``num_samples`` defaults to ``config.val_size``).
-    """
-    faces = SyntheticFaces(model, num_samples or config.val_size,
-                           seed=config.val_seed if seed is None else seed,
-                           config=config.validation_data, device=device)
-    return cached_split(faces, cache_dir)
+def validation_split(model: MorphableModel, config: TrainConfig, cache_dir: str | os.PathLike,
+                     device: torch.device | str | None = None) -> dict[str, Tensor]:
+    """The run's validation faces (CPU tensors, cached in ``cache_dir``): ``config.val_size``
+    faces of :func:`~e2far_lite.synth.face_split` with ``config.val_seed`` and
+    ``config.validation_data``."""
+    return face_split(model, config.validation_data, config.val_size, config.val_seed,
+                      cache_dir, device)
 
 
 def _chunks(split: dict[str, Tensor], batch_size: int, device: torch.device):
@@ -156,7 +152,7 @@ def _shape_figures(errors: dict[str, Tensor]) -> dict[str, float]:
 def validate(net: E2FARNet, model: MorphableModel, split: dict[str, Tensor],
              batch_size: int = 128, autocast: torch.dtype | None = None,
              channels_last: bool = False) -> dict[str, float]:
-    """Validation errors of ``net`` on ``split`` (a dict from :func:`load_split`).
+    """Validation errors of ``net`` on ``split`` (a dict from :func:`validation_split`).
 
     Returns:
         ``total_mm``, ``neutral_mm``, ``total_sim_mm``, ``neutral_sim_mm``, ``expression_mm``:
@@ -227,15 +223,12 @@ def write_history(history: list[dict[str, float]], out_dir: Path,
     for row in history:
         columns += [k for k in row if k not in columns]
     csv_path, json_path = out_dir / "history.csv", out_dir / "history.json"
-    tmp = csv_path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(csv_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, csv_path)
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**(extra or {}), "rows": history}, indent=1))
-    os.replace(tmp, json_path)
+    with atomic_write(json_path, "w") as handle:
+        json.dump({**(extra or {}), "rows": history}, handle, indent=1)
     return csv_path, json_path
 
 
@@ -381,7 +374,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
 
     split, baseline = None, {}
     if proc.is_main:  # rank 0 alone validates
-        split = load_split(model, cfg, cache_dir or default_cache_dir(), device=device)
+        split = validation_split(model, cfg, cache_dir or default_cache_dir(), device=device)
         baseline = mean_shape_baseline(model, split)
         extra["baseline"] = baseline
         _echo(progress, f"validation: {cfg.val_size} faces (seed {cfg.val_seed}); mean-shape "
@@ -473,5 +466,5 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
                        time.perf_counter() - started)
 
 
-__all__ = ["train", "TrainResult", "validate", "mean_shape_baseline", "load_split", "lr_at",
+__all__ = ["train", "TrainResult", "validate", "mean_shape_baseline", "validation_split", "lr_at",
            "make_optimizer", "format_figures", "write_history", "TERMS"]
