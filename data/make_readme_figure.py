@@ -28,9 +28,9 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from e2far_lite.photo.pipeline import load_image, reconstruct, render_overlay  # noqa: E402
+from e2far_lite.photo import load_image, reconstruct, render_overlay  # noqa: E402
 from e2far_lite.synth.faces import SyntheticFaces  # noqa: E402
-from e2far_lite.train.checkpoint import pretrained  # noqa: E402
+from e2far_lite.train.shipped import pretrained  # noqa: E402
 from e2far_lite.ui.plots import to_numpy_image  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "readme_figure.png"

@@ -21,9 +21,6 @@ DETECTORS = ("hog", "cascade")
 
 
 def _render(args: argparse.Namespace) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from .devices import default_device
     from .model.morphable_model import MorphableModel
     from .synth.faces import DataConfig, SyntheticFaces
@@ -186,10 +183,8 @@ def _load_for_photos(checkpoint: str | None):
 def _reconstruct(args: argparse.Namespace) -> None:
     import math
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .photo import pipeline as photo
+    from . import photo
+    from .ui.photo_view import overlay_figure
 
     out = Path(args.out)
     if out.suffix.lower() not in (".obj", ".ply"):
@@ -241,13 +236,13 @@ def _reconstruct(args: argparse.Namespace) -> None:
               f"(x right, y up = -row, z toward you); yaw {yaw:+.0f}°, pitch {pitch:+.0f}°, "
               f"roll {roll:+.0f}°{coloured}")
     if args.overlay:
-        fig = photo.overlay_figure(image, faces, model, title=name)
+        fig = overlay_figure(image, faces, model, title=name)
         fig.savefig(args.overlay, dpi=120)
         print(f"wrote {args.overlay}")
 
 
 def _landmarks_nme(args: argparse.Namespace) -> None:
-    from .photo.pipeline import format_nme_table, real_landmark_nme
+    from .photo.scores import format_nme_table, real_landmark_nme
 
     net, model, config = _load_for_photos(args.checkpoint)
     try:

@@ -17,13 +17,6 @@ def _largest_blendshape() -> str:
     return m.blendshape_names[int(reach.argmax())]
 
 
-def _components_for_99() -> int:
-    from .model.ict import load_ict_face_area, orthonormal_basis
-
-    _, _, explained = orthonormal_basis(load_ict_face_area().identity_modes, variance=1.0)
-    return int((explained < 0.99).sum()) + 1
-
-
 def _num_vertices() -> int:
     return MorphableModel.default().num_vertices
 
@@ -67,7 +60,7 @@ def _worst_region() -> str:
     from .model.regions import REGION_NAMES, vertex_regions
     from .paths import is_smoke
     from .synth.faces import DataConfig
-    from .train.checkpoint import pretrained
+    from .train.shipped import pretrained
 
     net, model, _, _ = pretrained()
     split = held_out_faces(model, DataConfig(image_size=net.config.image_size),
@@ -81,8 +74,6 @@ SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "00_num_vertices": (_num_vertices, "look at model.num_vertices or model.mean.shape"),
     "01_largest_blendshape": (_largest_blendshape,
                               "take the largest vertex displacement norm of each blend shape"),
-    "01_components_for_99": (_components_for_99,
-                             "count components until the cumulative variance reaches 0.99"),
     "05_unit_identity_error": (_unit_identity_error,
                                "one std of component 0 moves the shape by id_std[0] mm in "
                                "total; the loss averages the squared distance over V vertices"),
@@ -124,8 +115,9 @@ def check(name: str, answer: object, tolerance: float = 1e-6) -> bool:
 
 
 def _best_expression_probe_layer() -> str:
-    from .analysis.attribution import best_layer, linear_probes, probe_batch
-    from .train.checkpoint import pretrained
+    from .analysis.probes import best_layer, linear_probes
+    from .analysis.stability import probe_batch
+    from .train.shipped import pretrained
 
     net, model, config, _ = pretrained()
     return best_layer(linear_probes(net, probe_batch(net, model, config.data), model),
@@ -140,7 +132,7 @@ register("07_best_expression_layer", _best_expression_probe_layer,
 def _astronaut_boxes_at_24px() -> int:
     import skimage.data
 
-    from .photo.pipeline import detect_faces
+    from .photo.detect import detect_faces
 
     return len(detect_faces(skimage.data.astronaut(), min_size=24))
 

@@ -72,7 +72,7 @@ def test_unwritable_output_folder(tmp_path, command):
 
 
 def test_hog_detector_without_dlib_is_one_clear_line(tmp_path, monkeypatch):
-    from e2far_lite.photo import pipeline as photo_module
+    from e2far_lite.photo import detect as photo_module
 
     def no_dlib():
         raise ImportError("No module named 'dlib'")

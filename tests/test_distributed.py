@@ -181,6 +181,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_all_reduce_batch_norm_matches_float64_batch_norm_over_two_processes(tmp_path):
     """Two processes with half the batch each: outputs, input gradients and running variance
     of the whole batch's BatchNorm2d (float64), also in a channel of mean 30 and std 0.01."""

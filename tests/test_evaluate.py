@@ -97,6 +97,7 @@ def test_write_json_is_atomic_and_strict(tmp_path):
         main(["evaluate", "--checkpoint", "x.pt", "--json", str(tmp_path / "folder")])
 
 
+@pytest.mark.slow
 def test_cli_evaluate_json(tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", "--config", "smoke", "--out", str(out), "--steps", "2", "--device", "cpu",

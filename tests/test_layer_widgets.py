@@ -114,7 +114,7 @@ def test_load_face_image():
     image = load_face_image(png_bytes(grey), 32)
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32
     assert 0 <= float(image.min()) and float(image.max()) <= 1
-    with pytest.raises(ValueError, match="data: expected an image file"):
+    with pytest.raises(ValueError, match="data: not an image file"):
         load_face_image(b"not an image", 32)
     with pytest.raises(TypeError, match="data: expected the bytes"):
         load_face_image("face.png", 32)

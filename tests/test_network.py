@@ -1,4 +1,5 @@
-"""Tests for network.py: the variants' outputs, the starting pose, gradients, input checks."""
+"""Tests for network.py: the variants' outputs, the starting pose, the heads run from given
+taps, gradients, input checks."""
 
 from __future__ import annotations
 
@@ -54,6 +55,50 @@ def test_variants(config):
         assert net.fusion.taps == config.fusion.taps
 
 
+VARIANTS = {"fusion": small(), "no-fusion": small(fusion_enabled=False),
+            "single-task": small(multi_task=False)}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_heads_and_forward_from_reproduce_forward(name):
+    torch.manual_seed(0)
+    net = E2FARNet(K, E, VARIANTS[name]).eval()
+    with torch.no_grad():
+        out = net(images(), return_features=True)
+        features = out["features"]
+        heads = net.heads(features)
+        assert list(heads) == ["a_id", "a_exp"]
+        for key in heads:
+            assert torch.equal(heads[key], out[key])
+        for layer in ("pool1", "pool3", "pool5"):
+            again = net.forward_from(layer, features[layer], features)
+            for key in heads:
+                torch.testing.assert_close(again[key], out[key], rtol=1e-5, atol=1e-6)
+
+
+def test_forward_from_recomputes_the_layers_above():
+    torch.manual_seed(0)
+    net = E2FARNet(K, E, small()).eval()
+    with torch.no_grad():
+        features = net.backbone(images())
+        base = net.heads(features)
+        changed = net.forward_from("pool3", torch.zeros_like(features["pool3"]), features)
+    # pool4 and pool5 (the fusion taps, and pool5 for identity) follow from the new pool3
+    assert not torch.allclose(changed["a_id"], base["a_id"])
+    assert not torch.allclose(changed["a_exp"], base["a_exp"])
+
+
+def test_heads_pass_tap_scale_to_the_fusion_cnn():
+    torch.manual_seed(0)
+    net = E2FARNet(K, E, small()).eval()
+    with torch.no_grad():
+        features = net.backbone(images())
+        scale = {"pool4": 0.0, "pool5": torch.tensor([1.0, 2.0])}
+        out = net.heads(features, tap_scale=scale)
+        assert torch.equal(out["a_exp"], net.fusion(features, tap_scale=scale))
+        assert torch.equal(out["a_id"], net.heads(features)["a_id"])  # identity reads no tap
+
+
 def test_starts_at_mean_face_and_default_pose():
     torch.manual_seed(0)
     net = E2FARNet(K, E, small())
@@ -94,3 +139,12 @@ def test_bad_inputs_name_the_argument():
         E2FARNet(K, E, NetConfig(image_size=100))
     with pytest.raises(ValueError, match="num_exp: expected a positive integer"):
         E2FARNet(K, 0, small())
+    features = net.backbone(images())
+    with pytest.raises(ValueError, match="layer: expected one of"):
+        net.forward_from("conv3", features["pool3"], features)
+    with pytest.raises(TypeError, match="features: expected a dict of taps with 'pool5'"):
+        net.heads(features["pool5"])
+    with pytest.raises(ValueError, match="tap_scale: expected keys among"):
+        net.heads(features, tap_scale={"pool3": 0.0})
+    with pytest.raises(ValueError, match="tap_scale: expected None for a network without"):
+        E2FARNet(K, E, small(fusion_enabled=False)).heads(features, tap_scale={"pool4": 0.0})

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from e2far_lite.analysis.attribution import probe_batch
+from e2far_lite.analysis.stability import probe_batch
 from e2far_lite.paths import REPO_ROOT, cache_dir, data_dir
-from e2far_lite.train.checkpoint import pretrained
+from e2far_lite.train.shipped import pretrained
 
 
 def test_defaults_are_inside_the_repository(monkeypatch):

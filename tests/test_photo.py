@@ -12,14 +12,16 @@ import torch
 from PIL import Image
 from torch import nn
 
+from e2far_lite import photo
 from e2far_lite.cli import main
 from e2far_lite.exercises import check
 from e2far_lite.nets.network import E2FARNet
 from e2far_lite.paths import shared_dir
-from e2far_lite.photo import pipeline as photo
+from e2far_lite.photo import detect
 from e2far_lite.synth.faces import DataConfig, SyntheticFaces
 from e2far_lite.train.checkpoint import save_checkpoint
 from e2far_lite.train.configs import get_config
+from e2far_lite.ui import overlay_figure
 
 matplotlib.use("Agg")
 DEV_XML = shared_dir() / "data" / "real_faces_dev" / "faces_with_landmarks.xml"
@@ -110,6 +112,33 @@ def test_load_image_files(tmp_path, astronaut):
         photo.load_image(tmp_path / "cut.jpg")
 
 
+def _exif_rotated_jpeg(upright: np.ndarray) -> bytes:
+    """A JPEG stored as a phone stores a portrait photo: pixels as the sensor saw them (turned
+    90° anticlockwise), and EXIF orientation 6 saying "rotate 90° clockwise to view"."""
+    import io
+
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the 0th row is the visual right-hand side
+    Image.fromarray(np.rot90(upright)).save(buffer, format="JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+def test_exif_orientation_is_applied_by_every_decoder(tmp_path):
+    from e2far_lite.ui import load_face_image
+
+    upright = np.zeros((60, 40, 3), np.uint8)  # portrait: 60 rows, 40 columns
+    upright[:20] = (255, 0, 0)  # red at the top
+    data = _exif_rotated_jpeg(upright)
+    (tmp_path / "phone.jpg").write_bytes(data)
+    for decoded in (photo.load_image(tmp_path / "phone.jpg"), photo.load_image(data)):
+        assert decoded.shape == (60, 40, 3)  # upright, not the sensor's 40 x 60
+        assert decoded[5, 20, 0] > 0.8 and decoded[55, 20, 0] < 0.2  # red stays on top
+    square = load_face_image(data, 16)  # the layer explorer's upload: the centred square
+    assert square.shape == (3, 16, 16)
+    assert float(square[0, 0].mean()) > 0.8 and float(square[0, -1].mean()) < 0.2
+
+
 # ---------------------------------------------------------------------------- detection
 @pytest.mark.parametrize("detector", ["auto", "hog", "cascade"])
 def test_detects_the_astronauts_face(astronaut, detector):
@@ -127,7 +156,7 @@ def test_hog_is_the_default_and_the_cascade_the_fallback(monkeypatch):
     def no_dlib():
         raise ImportError("No module named 'dlib'")
 
-    monkeypatch.setattr(photo, "_hog", no_dlib)
+    monkeypatch.setattr(detect, "_hog", no_dlib)
     photo.default_detector.cache_clear()
     try:
         with pytest.warns(UserWarning, match=r"dlib is not installed \(pip install dlib-bin\)"):
@@ -284,7 +313,7 @@ def test_reconstruct_export_and_overlay(tmp_path, astronaut, smoke):
     assert len(ply.faces) == model.triangles.shape[0]
     rgba = photo.render_overlay(face, model, resolution=64)
     assert rgba.shape == (64, 64, 4) and 0.1 < rgba[..., 3].mean() < 0.9
-    fig = photo.overlay_figure(astronaut, [face], model, title="astronaut")
+    fig = overlay_figure(astronaut, [face], model, title="astronaut")
     fig.savefig(tmp_path / "overlay.png")
     assert (tmp_path / "overlay.png").stat().st_size > 10_000
 

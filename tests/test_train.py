@@ -49,6 +49,7 @@ def test_smoke_training_lowers_the_validation_error(smoke_run):
     assert not result.net.training
 
 
+@pytest.mark.slow
 def test_outputs_are_written(smoke_run):
     result, _ = smoke_run
     for key in ("last", "best", "csv", "json"):
@@ -68,6 +69,7 @@ def test_lr_schedule_warms_up_then_decays():
     assert lrs[-1] == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
     config = _tiny()
     straight = train(config, tmp_path / "straight", device="cpu", progress=False,
@@ -124,6 +126,7 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
                if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_cli_train_and_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", "--config", "smoke", "--out", str(out), "--steps", "4", "--device", "cpu",

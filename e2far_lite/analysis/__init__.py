@@ -1,30 +1,14 @@
 """Looking inside (notebooks 05-07): attribution, probes, feature maps, the recipe study."""
 
+from .ablation import ABLATION_MODES, coefficient_errors, tap_ablation, vertex_errors
 from .attribution import (
-    ABLATION_MODES,
     METHODS,
-    RIDGES,
-    TARGETS,
     IntegratedGradients,
     attribution_depth,
-    best_layer,
-    coefficient_errors,
-    evaluating,
-    forward_from,
-    heads,
     integrated_gradients,
-    layer_answers,
     layer_attribution,
-    linear_probes,
     per_sample_attribution,
-    pooled_features,
-    probe_batch,
-    probe_r2,
-    same_answers,
-    tap_ablation,
     tap_attribution,
-    target_function,
-    vertex_errors,
 )
 from .feature_maps import (
     block_costs,
@@ -33,6 +17,9 @@ from .feature_maps import (
     receptive_fields,
     top_channels,
 )
+from .inputs import evaluating
+from .probes import RIDGES, best_layer, linear_probes, pooled_features, probe_r2
+from .stability import layer_answers, probe_batch, same_answers
 from .study import (
     LEVERS,
     PLANS,
@@ -44,6 +31,7 @@ from .study import (
     summary,
     verdict,
 )
+from .targets import TARGETS, target_function
 
 __all__ = [
     "ABLATION_MODES",
@@ -61,10 +49,8 @@ __all__ = [
     "claims",
     "coefficient_errors",
     "evaluating",
-    "forward_from",
     "fusion_steps",
     "gradient_footprint",
-    "heads",
     "integrated_gradients",
     "layer_answers",
     "layer_attribution",

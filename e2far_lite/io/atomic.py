@@ -31,11 +31,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb",
 
     Examples:
         >>> import tempfile, pathlib
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
-        >>> with atomic_write(target, "w") as handle:
-        ...     _ = handle.write("hello")
-        >>> target.read_text()
-        'hello'
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     target = pathlib.Path(folder) / "notes" / "note.txt"  # "notes/" is created
+        ...     with atomic_write(target, "w") as handle:
+        ...         _ = handle.write("hello")
+        ...     print(target.read_text(), sorted(p.name for p in target.parent.iterdir()))
+        hello ['note.txt']
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode: expected 'wb' or 'w', got {mode!r}")

@@ -9,12 +9,16 @@ Variants used in the paper's ablation: ``fusion_enabled=False`` predicts a_exp f
 FC branch like the neutral one; ``multi_task=False`` ("single task") uses ONE FC head from pool5
 for the concatenated ``[a_id, a_exp]``, split afterwards (the fusion CNN is then not built).
 
+:meth:`E2FARNet.heads` runs the shape heads on given taps and :meth:`E2FARNet.forward_from`
+the network from one tap up, for looking inside (``e2far_lite.analysis``).
+
 Coefficients are in std units of the morphable model (prior N(0, 1)); the last layers start
 near zero, so an untrained net predicts the mean face, frontal, centred, at a typical scale.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +119,69 @@ class E2FARNet(nn.Module):
         scale = self.scale_init * torch.exp(raw[:, 5:6])
         return torch.cat([raw[:, :3], centre, scale], dim=1)
 
+    def heads(self, features: Mapping[str, Tensor],
+              tap_scale: Mapping[str, float | Tensor] | None = None) -> dict[str, Tensor]:
+        """The shape heads: identity and expression coefficients from the backbone's taps.
+
+        Whichever variant this is (fusion CNN, FC expression branch, single task), the part of
+        :meth:`forward` above the backbone that predicts the shape; the pose head is left out.
+
+        Args:
+            features: ``{"pool1": (B, C1, S/2, S/2), ..., "pool5": (B, C5, S/32, S/32)}`` as
+                the backbone returns them (the fusion CNN reads its taps, the FC heads pool5).
+            tap_scale: optional ``{tap: scale}`` for the fusion CNN, a number or a (B,) tensor
+                per tap, see :meth:`~e2far_lite.nets.FusionCNN.forward`; only for a network
+                with a fusion CNN.
+
+        Returns:
+            ``{"a_id": (B, K), "a_exp": (B, E)}`` in std units.
+        """
+        if not isinstance(features, Mapping) or "pool5" not in features:
+            raise TypeError(f"features: expected a dict of taps with 'pool5', "
+                            f"got {type(features).__name__}")
+        if tap_scale and self.fusion is None:
+            raise ValueError("tap_scale: expected None for a network without a fusion CNN, "
+                             f"got {dict(tap_scale)}")
+        pool5 = features["pool5"]
+        if self.shape_head is not None:
+            a_id, a_exp = self.shape_head(pool5).split([self.num_id, self.num_exp], dim=1)
+        else:
+            a_id = self.id_head(pool5)
+            a_exp = (self.fusion(features, tap_scale=tap_scale) if self.fusion is not None
+                     else self.exp_head(pool5))
+        return {"a_id": a_id, "a_exp": a_exp}
+
+    def forward_from(self, layer: str, activation: Tensor, features: Mapping[str, Tensor],
+                     tap_scale: Mapping[str, float | Tensor] | None = None,
+                     ) -> dict[str, Tensor]:
+        """Run the network from ``layer`` up, with ``activation`` in place of that tap.
+
+        The backbone stages above ``layer`` are recomputed from ``activation``; the taps below
+        it keep their values from ``features`` (a fusion tap below ``layer`` is then a constant
+        input). With ``activation = features[layer]`` it gives :meth:`forward`'s ``a_id`` and
+        ``a_exp``.
+
+        Args:
+            layer: one of the backbone's taps, ``"pool1"`` .. ``"pool5"``.
+            activation: (B, C, h, w) replacing ``features[layer]``, same shape.
+            features: the backbone's taps for the same images
+                (``net(images, return_features=True)["features"]``).
+            tap_scale: optional fusion tap scales, see :meth:`heads`.
+
+        Returns:
+            ``{"a_id": (B, K), "a_exp": (B, E)}`` in std units.
+        """
+        taps = self.backbone.taps
+        if layer not in taps:
+            raise ValueError(f"layer: expected one of {taps}, got {layer!r}")
+        feats = dict(features)
+        feats[layer] = activation
+        x = activation
+        for name in taps[taps.index(layer) + 1:]:
+            x = self.backbone.stages[name](x)
+            feats[name] = x
+        return self.heads(feats, tap_scale)
+
     def forward(self, images: Tensor, return_features: bool = False) -> dict[str, Any]:
         """Predict the face in each image.
 
@@ -138,14 +205,8 @@ class E2FARNet(nn.Module):
                              f"got {tuple(images.shape)}")
         check_floating(images, "images")
         features = self.backbone(images)
-        pool5 = features["pool5"]
-        if self.shape_head is not None:
-            a_id, a_exp = self.shape_head(pool5).split([self.num_id, self.num_exp], dim=1)
-        else:
-            a_id = self.id_head(pool5)
-            a_exp = self.fusion(features) if self.fusion is not None else self.exp_head(pool5)
-        out: dict[str, Any] = {"a_id": a_id, "a_exp": a_exp,
-                                  "pose": self.decode_pose(self.pose_head(pool5))}
+        out: dict[str, Any] = {**self.heads(features),
+                               "pose": self.decode_pose(self.pose_head(features["pool5"]))}
         if return_features:
             out["features"] = features
         return out

@@ -1,48 +1,49 @@
-"""Real photos (notebook 08): decode, detect, reconstruct, score against annotations."""
+"""Real photos (notebook 08): decode, detect, reconstruct, place the mesh, score against
+annotations. The pictures of them are drawn by :mod:`e2far_lite.ui.photo_view`."""
 
-from .pipeline import (
+from .detect import (
     CASCADE_BOX,
     CASCADE_BOX_SYNTHETIC,
+    DETECT_MAX_SIDE,
     DETECTORS,
-    EXPORT_UNITS,
-    HIDDEN_GREY,
     HOG_BOX,
+    HOG_THRESHOLD,
     LANDMARK_BOX,
+    Box,
     BoxConvention,
-    CropBox,
-    LandmarkNME,
-    Reconstruction,
     box_convention,
-    crop_box,
-    cut_crop,
     default_detector,
     detect_faces,
-    export_mesh,
     fit_box_convention,
-    format_nme_table,
-    load_image,
     match_faces,
-    mean_shape_landmarks,
-    overlay_figure,
-    real_landmark_nme,
+)
+from .images import MIN_SIDE, load_image
+from .mesh import EXPORT_UNITS, HIDDEN_GREY, export_mesh, render_overlay, vertex_colors
+from .reconstruction import (
+    CropBox,
+    Reconstruction,
+    crop_box,
+    cut_crop,
     reconstruct,
     reconstruct_faces,
-    render_overlay,
-    upload_widget,
-    vertex_colors,
 )
+from .scores import LandmarkNME, format_nme_table, mean_shape_landmarks, real_landmark_nme
 
 __all__ = [
+    "Box",
     "BoxConvention",
     "CASCADE_BOX",
     "CASCADE_BOX_SYNTHETIC",
     "CropBox",
     "DETECTORS",
+    "DETECT_MAX_SIDE",
     "EXPORT_UNITS",
     "HIDDEN_GREY",
     "HOG_BOX",
+    "HOG_THRESHOLD",
     "LANDMARK_BOX",
     "LandmarkNME",
+    "MIN_SIDE",
     "Reconstruction",
     "box_convention",
     "crop_box",
@@ -55,11 +56,9 @@ __all__ = [
     "load_image",
     "match_faces",
     "mean_shape_landmarks",
-    "overlay_figure",
     "real_landmark_nme",
     "reconstruct",
     "reconstruct_faces",
     "render_overlay",
-    "upload_widget",
     "vertex_colors",
 ]

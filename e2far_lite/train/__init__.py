@@ -2,14 +2,13 @@
 
 from .checkpoint import (
     SHIPPED_FILE,
-    Pretrained,
+    SMOKE_FILE,
     build_net,
     check_model,
     export_checkpoint,
     load_checkpoint,
     model_fingerprint,
     model_info,
-    pretrained,
     read_checkpoint,
     save_checkpoint,
 )
@@ -26,18 +25,8 @@ from .distributed import (
     reduce_log,
     wrap,
 )
-from .loop import (
-    TERMS,
-    TrainResult,
-    format_figures,
-    lr_at,
-    make_optimizer,
-    mean_shape_baseline,
-    train,
-    validate,
-    validation_split,
-    write_history,
-)
+from .logs import TERMS, write_history
+from .loop import TrainResult, amp_dtype, lr_at, make_optimizer, train, train_step
 from .losses import (
     LossConfig,
     MultiTaskLoss,
@@ -45,6 +34,8 @@ from .losses import (
     quadratic_vertex_loss,
     vertex_loss_explicit,
 )
+from .shipped import Pretrained, pretrained
+from .validation import format_figures, mean_shape_baseline, validate, validation_split
 
 __all__ = [
     "AllReduceBatchNorm2d",
@@ -55,9 +46,11 @@ __all__ = [
     "Process",
     "RESUMABLE_CHANGES",
     "SHIPPED_FILE",
+    "SMOKE_FILE",
     "TERMS",
     "TrainConfig",
     "TrainResult",
+    "amp_dtype",
     "broadcast",
     "build_net",
     "check_model",
@@ -83,6 +76,7 @@ __all__ = [
     "reduce_log",
     "save_checkpoint",
     "train",
+    "train_step",
     "validate",
     "validation_split",
     "vertex_loss_explicit",

@@ -19,12 +19,10 @@ while saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +30,6 @@ from torch import nn
 from ..io.atomic import atomic_write
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
-from ..paths import data_dir, is_smoke
 from .configs import TrainConfig
 
 FORMAT = "e2far-lite-checkpoint"
@@ -242,44 +239,12 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     return _atomic_save(payload, Path(dst))
 
 
-#: The shipped checkpoint, made by ``python data/make_checkpoint.py``.
+#: The shipped checkpoint in ``data/``, made by ``python data/make_checkpoint.py`` (about 2 h).
 SHIPPED_FILE = "e2far_lite.pt"
-
-
-class Pretrained(NamedTuple):
-    """What :func:`pretrained` returns."""
-
-    net: E2FARNet  # eval mode, on the CPU
-    model: MorphableModel  # the morphable model of its coefficients
-    config: TrainConfig  # its training config (``config.data``: how its faces looked)
-    source: str  # which network this is, in words
-
-
-@functools.lru_cache(maxsize=2)
-def _pretrained(smoke: bool, path: str, mtime: float) -> Pretrained:
-    if not smoke and Path(path).is_file():
-        net, model, config = load_checkpoint(path, device="cpu")
-        return Pretrained(net, model, config, f"the shipped checkpoint {Path(path).name}")
-    from .loop import train  # only for the fallback
-
-    with tempfile.TemporaryDirectory(prefix="e2far-smoke-") as out_dir:
-        result = train("smoke", out_dir, device="cpu", progress=False)
-    why = "smoke mode" if smoke else f"{Path(path).name} not found"
-    return Pretrained(result.net.cpu().eval(), result.model.cpu(), result.config,
-                      f"a smoke-trained network ({why}; its numbers mean little)")
-
-
-def pretrained(smoke: bool | None = None) -> Pretrained:
-    """The network the later notebooks study: ``data/e2far_lite.pt``, or, in smoke mode
-    (``E2FAR_SMOKE=1``) or when the file is missing, a few seconds of smoke training.
-
-    Cached per process, so a notebook and its exercise check see the same network.
-    """
-    smoke = is_smoke() if smoke is None else bool(smoke)
-    path = data_dir() / SHIPPED_FILE
-    return _pretrained(smoke, str(path), path.stat().st_mtime if path.is_file() else 0.0)
+#: The smoke-trained checkpoint in ``data/``, made by ``python data/make_smoke_checkpoint.py``.
+SMOKE_FILE = "e2far_lite_smoke.pt"
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "export_checkpoint", "read_checkpoint",
-           "build_net", "model_fingerprint", "model_info", "check_model", "pretrained",
-           "Pretrained", "SHIPPED_FILE"]
+           "build_net", "model_fingerprint", "model_info", "check_model", "SHIPPED_FILE",
+           "SMOKE_FILE"]

@@ -16,6 +16,7 @@ from .layer_widgets import (
     plot_layer_shares,
     plot_probes,
 )
+from .photo_view import overlay_figure, upload_widget
 from .plots import (
     error_colorbar,
     error_colors,
@@ -45,6 +46,8 @@ from .widgets import (
 )
 
 __all__ = [
+    "overlay_figure",
+    "upload_widget",
     "DEFAULT_BLENDSHAPES",
     "FeatureMapViewer",
     "FitPlots",

@@ -18,7 +18,6 @@ the handlers directly, headless (and ``wait()`` for a slider's redraw).
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Mapping, Sequence
 
 import ipywidgets as W
@@ -28,20 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..analysis.attribution import (
-    METHODS,
-    _check_fusion,
-    _check_images,
-    _check_model,
-    _check_net,
-    evaluating,
-    per_sample_attribution,
-)
+from ..analysis.attribution import METHODS, per_sample_attribution
 from ..analysis.feature_maps import top_channels
+from ..analysis.inputs import _check_fusion, _check_images, _check_model, _check_net, evaluating
 from ..checks import check_floating, check_positive_int, check_shape, check_tensor
 from ..model.morphable_model import MorphableModel
 from ..nets.backbone import TAP_NAMES
 from ..nets.network import E2FARNet
+from ..photo.images import load_image
 from .plots import mesh_figure, to_numpy_image
 from .widgets import FitPlots, Redraw, control_layout, embed, flow_row, label_style
 
@@ -61,29 +54,16 @@ def _plot_box(figure: go.FigureWidget, min_width: str) -> W.Box:
 def load_face_image(data: bytes, size: int) -> Tensor:
     """Decode an image file (PNG, JPEG, ...) into a network input: (3, size, size) in [0, 1].
 
-    Grey images become RGB, an alpha channel is dropped, the largest centred square is kept
+    Decoded by :func:`~e2far_lite.photo.load_image` (turned upright by its EXIF orientation,
+    grey made RGB, transparency composited on white); then the largest centred square is kept
     and resized with anti-aliasing. The network was trained on synthetic crops framed around
     the landmarks, so a photo should be a tight, roughly centred crop of one face.
     """
-    from skimage import color, transform, util
-    from skimage import io as skio
+    from skimage import transform
 
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data: expected the bytes of an image file, got {type(data).__name__}")
-    try:
-        with warnings.catch_warnings():  # imageio warns about its legacy plugins it tries
-            warnings.simplefilter("ignore", DeprecationWarning)
-            image = skio.imread(io.BytesIO(bytes(data)))
-    except Exception as err:  # skimage/PIL raise many types for a bad file
-        raise ValueError(f"data: expected an image file (PNG, JPEG, ...), got undecodable "
-                         f"bytes ({err})") from err
-    image = util.img_as_float(image)
-    if image.ndim == 2:
-        image = color.gray2rgb(image)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = color.rgba2rgb(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"data: expected a grey, RGB or RGBA image, got shape {image.shape}")
+    image = load_image(bytes(data), name="data")
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2

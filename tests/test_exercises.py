@@ -1,0 +1,79 @@
+"""The notebooks' exercise checks: each reference solution passes its own check.
+
+A notebook calls ``check(name, None)`` until the student answers, and that returns before the
+solution runs; here every solution runs for real (in smoke mode: the smoke-trained network).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from e2far_lite import exercises
+from e2far_lite.exercises import SOLUTIONS, check
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SLOW = {"07_best_expression_layer"}  # linear probes over every layer: about 6 s a run
+
+
+def notebook_checks() -> dict[str, str]:
+    """``{exercise name: notebook}`` for every ``check("...")`` in the notebooks' code."""
+    found = {}
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in json.loads(path.read_text("utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                for name in re.findall(
+                    r"""\bcheck\(\s*["']([^"']+)["']""", "".join(cell["source"])
+                ):
+                    found[name] = path.name
+    return found
+
+
+def test_every_exercise_is_used_by_a_notebook_and_the_other_way_round():
+    used = notebook_checks()
+    assert used, f"no check(...) calls found in {NOTEBOOKS}"
+    assert sorted(set(SOLUTIONS) - set(used)) == [], "exercises no notebook checks"
+    assert sorted(set(used) - set(SOLUTIONS)) == [], "notebooks check unknown exercises"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in SOLUTIONS],
+)
+def test_reference_solution_passes(name, monkeypatch, capsys):
+    monkeypatch.setenv("E2FAR_SMOKE", "1")
+    solution, hint = SOLUTIONS[name]
+    answer = solution()
+    assert answer is not None
+    # check() runs the solution a second time: the answer must not change from run to run
+    assert check(name, answer) is True
+    assert capsys.readouterr().out.strip() == "Correct!"
+
+    # a wrong answer and no answer fail, with the hint (the solution is not run again)
+    monkeypatch.setitem(SOLUTIONS, name, (lambda: answer, hint))
+    wrong = answer + "?" if isinstance(answer, str) else answer + 1
+    assert check(name, wrong) is False
+    assert check(name, None) is False
+    out = capsys.readouterr().out
+    assert f"Not quite ({wrong!r})" in out and "Not answered yet" in out
+    assert out.count(f"Hint: {hint}.") == 2
+
+
+def test_float_answers_within_the_tolerance_pass(monkeypatch, capsys):
+    monkeypatch.setitem(SOLUTIONS, "x", (lambda: 10.0, "h"))
+    assert check("x", 10.0 + 1e-6) and check("x", 10) and not check("x", 10.1)
+    assert not check("x", "10.0")
+
+
+def test_unknown_name_is_an_error():
+    with pytest.raises(ValueError, match="name: expected one of"):
+        check("99_no_such_exercise", 1)
+
+
+def test_register_adds_an_exercise(monkeypatch):
+    monkeypatch.setattr(exercises, "SOLUTIONS", dict(SOLUTIONS))
+    exercises.register("99_answer", lambda: 42, "it is 42")
+    assert exercises.check("99_answer", 42)
