@@ -1,18 +1,28 @@
 """Train and export the shipped checkpoint ``data/e2far_lite.pt``, and record its figures.
 
-Run from the repository root, on one CPU thread (about 2 hours on a 2-core machine):
+Run from the repository root, on one CPU thread:
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/make_checkpoint.py
 
-It trains the ``cpu-full`` preset (the full distribution at 96 px, fresh faces) in
-``runs/cpu-full`` (an interrupted run resumes from ``last.pt``), writes the best checkpoint by
-validation RMSE as float16 weights (no optimizer state), then scores it on the test split of the
-full distribution against the mean shape and perfect-landmark fitting, exactly as
+Two stages, each resumable (an interrupted run continues from its ``last.pt``):
+
+1. ``cpu-full`` in ``runs/cpu-full`` (about 2 hours on one core): the full synthetic
+   distribution at 96 px, fresh faces. It leaves ``best.pt`` (the best step by validation
+   RMSE) and ``record.json`` (its steps, minutes and validation curve); when both exist the
+   stage is skipped.
+2. ``cpu-real`` in ``runs/cpu-real``: the same network trained on from stage 1's ``best.pt``
+   with the realism levers that ``data/realism_study.py`` chose (eyebrows and lips, eyeballs
+   and a mouth interior, a head around the face, ...), validated on the plain full
+   distribution.
+
+Stage 2's best checkpoint is written as float16 weights (no optimizer state) and scored on the
+test split of the full distribution against the mean shape and perfect-landmark fitting,
+exactly as
 
     python -m e2far_lite evaluate --checkpoint data/e2far_lite.pt --n 512 \
         --json data/e2far_lite.json
 
-does, and writes that JSON with the training's minutes and command added.
+does; the JSON then gets both stages' minutes, the command and the joined validation curve.
 ``tests/test_shipped.py`` reproduces the figures.
 """
 
@@ -20,39 +30,76 @@ import json
 from pathlib import Path
 
 from e2far_lite.cli import main as cli
+from e2far_lite.evaluate.scores import write_json
+from e2far_lite.io.atomic import atomic_write
 from e2far_lite.train.checkpoint import export_checkpoint
 from e2far_lite.train.configs import get_config
-from e2far_lite.train.loop import train
+from e2far_lite.train.loop import TrainResult, train
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "e2far_lite.pt"
 FIGURES = OUT.with_suffix(".json")  # the test figures tests/test_shipped.py checks
 TEST_FACES = 512
+STAGE1 = Path("runs/cpu-full")
+
+
+def stage_record(result: TrainResult, preset: str) -> dict:
+    """A stage's steps, faces, minutes of optimizer steps and validation curve."""
+    cfg = result.config
+    speeds = [row["steps_per_s"] for row in result.history if "steps_per_s" in row]
+    validated = [r for r in result.history if "val_total_mm" in r]
+    return {
+        "preset": preset, "steps": cfg.steps,
+        "faces_seen": cfg.steps * cfg.batch_size,
+        "best_step": min(validated, key=lambda r: r["val_total_mm"])["step"],
+        # the optimizer steps' time (validation excluded), from the training log
+        "minutes": round(sum(cfg.log_every / s for s in speeds) / 60, 1),
+        # the validation curve (validation split, seed 2): notebook 05 draws it
+        "curve": [{"faces": r["step"] * cfg.batch_size,
+                   **{k[4:]: v for k, v in r.items() if k.startswith("val_")}}
+                  for r in validated],
+        "curve_mean_shape": result.baseline,
+    }
+
+
+def first_stage() -> dict:
+    """Stage 1's record, training it first unless ``runs/cpu-full`` already holds it."""
+    record_path = STAGE1 / "record.json"
+    if (STAGE1 / "best.pt").is_file() and record_path.is_file():
+        return json.loads(record_path.read_text())
+    result = train(get_config("cpu-full"), STAGE1, device="cpu", resume="auto")
+    record = stage_record(result, "cpu-full")
+    with atomic_write(record_path, "w") as handle:
+        json.dump(record, handle, indent=2)
+    return record
 
 
 def main() -> None:
-    result = train(get_config("cpu-full"), "runs/cpu-full", device="cpu", resume="auto")
+    first = first_stage()
+    result = train(get_config("cpu-real"), "runs/cpu-real", device="cpu", resume="auto")
+    second = stage_record(result, "cpu-real")
     export_checkpoint(result.paths["best"], OUT)
     print(f"wrote {OUT} ({OUT.stat().st_size / 2**20:.1f} MiB)")
     cli(["evaluate", "--checkpoint", "data/e2far_lite.pt", "--n", str(TEST_FACES),
          "--json", "data/e2far_lite.json"])
     record = json.loads(FIGURES.read_text())
-    speeds = [row["steps_per_s"] for row in result.history if "steps_per_s" in row]
+    stages = [{k: v for k, v in s.items() if k not in ("curve", "curve_mean_shape")}
+              for s in (first, second)]
+    offset = first["faces_seen"]
     record["training"] = {
         "command": "OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/make_checkpoint.py",
-        "preset": "cpu-full", "steps": result.config.steps,
-        "faces_seen": result.config.steps * result.config.batch_size,
-        "best_step": min((r for r in result.history if "val_total_mm" in r),
-                         key=lambda r: r["val_total_mm"])["step"],
-        # the optimizer steps' time (validation excluded), from the training log
-        "minutes": round(sum(result.config.log_every / s for s in speeds) / 60, 1),
-        # the validation curve (validation split, seed 2): notebook 05 draws it
-        "curve": [{"faces": r["step"] * result.config.batch_size,
-                   **{k[4:]: v for k, v in r.items() if k.startswith("val_")}}
-                  for r in result.history if "val_total_mm" in r],
-        "curve_mean_shape": result.baseline,
+        "preset": "cpu-real", "stages": stages,
+        "steps": first["steps"] + second["steps"],
+        "faces_seen": offset + second["faces_seen"],
+        "best_step": second["best_step"],
+        "minutes": round(first["minutes"] + second["minutes"], 1),
+        # both stages' validation curves on one axis of faces seen (stage 2's step 0 is
+        # stage 1's best network again, so it is left out)
+        "curve": first["curve"] + [{**p, "faces": p["faces"] + offset}
+                                   for p in second["curve"][1:]],
+        "curve_mean_shape": first["curve_mean_shape"],
     }
-    FIGURES.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(FIGURES, record)
 
 
 if __name__ == "__main__":

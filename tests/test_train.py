@@ -156,3 +156,35 @@ def test_any_model_trains_and_reloads(tmp_path, small_model):
     assert out["a_id"].shape == (2, small_model.num_id)
     with pytest.raises(ValueError):
         load_checkpoint(result.paths["last"])  # the default model does not match
+
+
+def test_init_starts_from_a_checkpoints_weights(tmp_path):
+    first = train(_tiny(steps=4), tmp_path / "first", device="cpu", progress=False,
+                  cache_dir=tmp_path / "cache")
+    seen = {}
+
+    def at_start(step, row):
+        if step == 0:
+            seen.update(row)
+
+    second = train(_tiny(steps=4, init=str(first.paths["best"]), lr=1e-3),
+                   tmp_path / "second", device="cpu", progress=False,
+                   cache_dir=tmp_path / "cache", callback=at_start)
+    # step 0 validates the init's weights: the figures the first run's best step had
+    best = min((r for r in first.history if "val_total_mm" in r), key=lambda r: r["val_total_mm"])
+    assert seen["val_total_mm"] == pytest.approx(best["val_total_mm"], rel=1e-6)
+    assert read_checkpoint(second.paths["last"])["config"]["init"] == str(first.paths["best"])
+
+
+def test_init_refuses_another_network_or_a_missing_file(tmp_path):
+    first = train(_tiny(steps=2, val_every=2, ckpt_every=2), tmp_path / "first", device="cpu",
+                  progress=False, cache_dir=tmp_path / "cache")
+    other = get_config("smoke", steps=2, batch_size=4, val_size=8, log_every=2, val_every=2,
+                       ckpt_every=2, warmup_steps=1, init=str(first.paths["best"]),
+                       image_size=96)
+    with pytest.raises(ValueError, match="net.image_size: 64 vs 96"):
+        train(other, tmp_path / "other", device="cpu", progress=False,
+              cache_dir=tmp_path / "cache")
+    with pytest.raises(FileNotFoundError, match="init: expected a checkpoint file"):
+        train(_tiny(init=str(tmp_path / "nothing.pt")), tmp_path / "none", device="cpu",
+              progress=False, cache_dir=tmp_path / "cache")

@@ -40,7 +40,7 @@ from ..render.shading import (
     Lights,
     albedo_from_draws,
 )
-from . import augment
+from . import augment, realism
 from .backgrounds import UNIFORMS as BACKGROUND_UNIFORMS
 from .backgrounds import backgrounds_from_draws
 
@@ -66,6 +66,14 @@ class DataConfig:
     box_shift: float = 0.08  # crop centre jitter, fraction of the crop side
     augment: float = 1.0  # photometric augmentation strength (0 = off)
     backgrounds: bool = True  # False: black background
+    # realism levers (synth/realism.py): the share of faces each is applied to, 0 = off
+    features: float = 0.0  # painted eyebrows and lips
+    head: float = 0.0  # head, neck and hair around the narrow face area
+    interior: float = 0.0  # eyeballs and a mouth interior in the mesh's holes
+    white_balance: float = 0.0  # a colour cast and a gamma
+    occluder: float = 0.0  # an ellipse of flat colour over part of the crop
+    low_res: float = 0.0  # taken at 30-100 % of the resolution, resized back
+    jpeg: float = 0.0  # JPEG compression at quality 15-90
 
     def __post_init__(self) -> None:
         check_image_size(self.image_size, "image_size")
@@ -74,7 +82,7 @@ class DataConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-        for name in ("neutral_share", "strong_share"):
+        for name in ("neutral_share", "strong_share", *realism.LEVERS):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise ValueError(f"{name}: expected a fraction in [0, 1], got {value!r}")
@@ -109,7 +117,8 @@ def draw_layout(model: MorphableModel, config: DataConfig) -> tuple[dict, dict]:
                      if model.num_blendshapes else 0,
                      "angles": 3, "distance": 1, "box": 3, "albedo": ALBEDO_UNIFORMS,
                      "light": LIGHT_UNIFORMS, "background": BACKGROUND_UNIFORMS,
-                     "augment": augment.UNIFORMS, "noise": 2}
+                     "augment": augment.UNIFORMS, "noise": 2,
+                     "realism": realism.uniforms_needed(realism_shares(config))}
 
     def slices(sizes: dict[str, int]) -> dict[str, slice]:
         out, at = {}, 0
@@ -119,6 +128,11 @@ def draw_layout(model: MorphableModel, config: DataConfig) -> tuple[dict, dict]:
         return out
 
     return slices(normal_sizes), slices(uniform_sizes)
+
+
+def realism_shares(config: DataConfig) -> dict[str, float]:
+    """``{lever: share}`` of the realism levers (:mod:`~e2far_lite.synth.realism`)."""
+    return {name: getattr(config, name) for name in realism.LEVERS}
 
 
 def draw_items(model: MorphableModel, config: DataConfig, seed: int,
@@ -292,29 +306,43 @@ def render_draws(model: MorphableModel, config: DataConfig, normal: Tensor, unif
 
     albedo = albedo_from_draws(model.mean.float(), normal[:, at_n["albedo"]],
                                uniform[:, at_u["albedo"]])
+    shares = realism_shares(config)
+    levers = realism.lever_draws(uniform[:, at_u["realism"]]) if any(shares.values()) else {}
+    if config.features > 0:
+        albedo = realism.paint_features(albedo, model.mean.float(), model.landmarks,
+                                        levers["features"], config.features)
     lights = Lights.from_draws(normal[:, at_n["light"]], uniform[:, at_u["light"]])
     if kernel:
         out = renderer.render_posed(vertices, camera_rotation(angles), translation, focal,
                                     centre, model.triangles, albedo, lights)
     else:
         out = renderer.render(points, model.triangles, focal, centre, albedo, lights)
+    lm_points = camera_points(model.landmarks.clamp(min=0))
+    lm_points = torch.where(model.landmark_mask[None, :, None], lm_points,
+                            torch.full_like(lm_points, float("nan")))
+    landmarks, visible = project_landmarks(lm_points, focal, centre, out.depth.to(device))
+
+    rendered, face_mask = out.image, out.mask
+    if config.interior > 0:
+        rendered, face_mask = realism.fill_interior(rendered, face_mask, landmarks,
+                                                    levers["interior"], config.interior)
+    if config.head > 0:
+        rendered, face_mask = realism.paint_head(rendered, face_mask, landmarks,
+                                                 levers["head"], config.head)
     background = (backgrounds_from_draws(uniform[:, at_u["background"]], size)
                   if config.backgrounds else None)
     params = augment.params_from_draws(uniform[:, at_u["augment"]], config.augment)
     offsets = (uniform[:, at_u["noise"]] * (size + 1)).long().clamp(max=size)
     if kernel:  # the compiled twin of the lines below, in one pass
-        image = fast_render.finish_numba(out.image, out.mask, background, params,
+        image = fast_render.finish_numba(rendered, face_mask, background, params,
                                          _noise_bank(size), offsets)
     else:
-        image, mask = out.image.to(device), out.mask.to(device)
+        image, mask = rendered.to(device), face_mask.to(device)
         if background is not None:
             image = image * mask + background * (1 - mask)
         image = augment.apply(image, params, _sensor_noise(_noise_bank(size), offsets))
-
-    lm_points = camera_points(model.landmarks.clamp(min=0))
-    lm_points = torch.where(model.landmark_mask[None, :, None], lm_points,
-                            torch.full_like(lm_points, float("nan")))
-    landmarks, visible = project_landmarks(lm_points, focal, centre, out.depth.to(device))
+    if any(shares[name] > 0 for name in realism.DEGRADATIONS):
+        image = realism.degrade(image, uniform[:, at_u["realism"]], shares)
     # weak perspective about the model origin, which sits at (0, 0, distance) in the camera
     pose = torch.cat([angles, centre, (focal / distance)[:, None]], 1)
     return {
@@ -328,7 +356,9 @@ def render_draws(model: MorphableModel, config: DataConfig, normal: Tensor, unif
 def _fingerprint(faces: SyntheticFaces) -> str:
     """A hash of everything an item depends on: generator version, config, seed, model."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": GENERATOR_VERSION, "config": asdict(faces.config),
+    config = {k: v for k, v in asdict(faces.config).items()  # levers that are off: as before
+              if not (k in realism.LEVERS and v == 0)}
+    h.update(json.dumps({"version": GENERATOR_VERSION, "config": config,
                          "seed": faces.seed}, sort_keys=True).encode())
     for name in ("mean", "id_basis", "id_std", "exp_basis", "exp_std", "triangles", "landmarks",
                  "blendshapes"):

@@ -14,12 +14,15 @@ name           pixels  backbone widths       steps  batch  data        meant for
 =============  ======  ====================  =====  =====  ==========  ============================
 ``smoke``      64      4, 8, 16, 32, 64      60     8      easy        CI, ``E2FAR_SMOKE=1`` (secs)
 ``cpu-quick``  64      8, 16, 32, 64, 128    3600   32     easy, pool  a 2-core CPU, ~7 minutes
-``cpu-full``   96      16, 32, 64, 128, 256  9000   32     full        the shipped net, ~2 h, 1 core
+``cpu-full``   96      16, 32, 64, 128, 256  9000   32     full        the shipped net's 1st stage, ~2 h
+``cpu-real``   96      as ``cpu-full``        6000   32     full, real  its 2nd stage, from cpu-full
 ``default``    128     16, 32, 64, 128, 256  10000  64     full        a GPU (~25 min on an H100)
 ``gpu``        128     16, 32, 64, 128, 256  20000  128    full        a GPU, mixed precision
 =============  ======  ====================  =====  =====  ==========  ============================
 
-The last three share one backbone (:data:`_LITE`: one conv in blocks 1 and 2, two in 3-5).
+"Real" is the full distribution with the realism levers of :mod:`~e2far_lite.synth.realism`
+(eyebrows and lips, eyeballs, a head around the face, colour casts, occluders, low resolution,
+JPEG). The last four share one backbone (:data:`_LITE`: one conv in blocks 1 and 2, two in 3-5).
 ``cpu-quick`` renders a pool of 12288 training faces once (cached in ``data/cache``) and cycles
 through it: on a CPU rendering a face costs more than a training step on it. On a GPU the
 network is cheap and rendering (partly on the CPU) bounds the speed: about 6.6 steps/s for
@@ -71,6 +74,7 @@ class TrainConfig:
     val_data: DataConfig | None = None  # the validation faces' distribution (None: like data)
     val_size: int = 256  # faces in the fixed validation split
     seed: int = 0  # torch.manual_seed before the network is built (initial weights)
+    init: str = ""  # start from this checkpoint's weights ("" = random); optimizer, schedule anew
     # bookkeeping
     log_every: int = 50  # average the loss terms over this many steps for the log and bar
     val_every: int = 500  # validate every this many steps (and at step 0 and the end)
@@ -196,6 +200,9 @@ _LITE = BackboneConfig(widths=(16, 32, 64, 128, 256), convs_per_block=(1, 1, 2, 
 # Near-frontal heads on a black background: the quick presets learn identity within minutes on
 # this distribution, while the full one (turns to 75 degrees, cluttered backgrounds) first spends
 # thousands of steps finding the face. Validation uses the same distribution as training.
+# The full distribution with the realism levers the realism study chose (notebook 08).
+_REAL = DataConfig(features=1.0, interior=1.0, head=1.0, white_balance=0.5, occluder=0.3,
+                   low_res=0.5, jpeg=0.5)
 _EASY = DataConfig(yaw_max=30.0, pitch_max=15.0, roll_max=10.0, augment=0.5, backgrounds=False)
 
 PRESETS: dict[str, TrainConfig] = {
@@ -224,6 +231,15 @@ PRESETS: dict[str, TrainConfig] = {
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0),
         image_size=96, steps=9000, batch_size=32, lr=2e-3, warmup_steps=300,
+        val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True),
+    # the shipped checkpoint's second stage: cpu-full's best weights trained on with the realism
+    # levers of the realism study (data/realism_study.json), validated on the plain full
+    # distribution like cpu-full
+    "cpu-real": TrainConfig(
+        net=NetConfig(backbone=_LITE),
+        loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),
+        image_size=96, steps=6000, batch_size=32, lr=1e-3, warmup_steps=200,
+        train_seed=11, init="runs/cpu-full/best.pt",
         val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True),
     # the lite model as designed, on the full data distribution: ~25 min on an H100, where
     # rendering (~6.6 steps/s) bounds the speed; a day on a CPU

@@ -25,6 +25,7 @@ The file reads top to bottom: the pieces of one step (:func:`lr_at`, :func:`make
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -289,6 +290,8 @@ def _network(payload: dict[str, Any] | None, model: MorphableModel, cfg: TrainCo
     if payload is not None:
         check_model(payload["model"], model, "resume checkpoint")
         net = build_net(payload, model, cfg)
+    elif cfg.init:
+        net = _initial_weights(cfg, model)
     else:
         net = E2FARNet(model.num_id, model.num_exp, cfg.net)
     net = net.to(device).train()
@@ -301,6 +304,24 @@ def _network(payload: dict[str, Any] | None, model: MorphableModel, cfg: TrainCo
     if cfg.compile:  # only the training forward: net, validated and saved, keeps its keys
         train_net = torch.compile(train_net)
     return net, train_net
+
+
+def _initial_weights(cfg: TrainConfig, model: MorphableModel) -> E2FARNet:
+    """A network holding the weights of ``cfg.init`` (a training or exported checkpoint),
+    refused when its network or morphable model differs from this run's."""
+    if not Path(cfg.init).is_file():
+        raise FileNotFoundError(f"init: expected a checkpoint file, got {cfg.init!r}, which "
+                                "does not exist")
+    payload = read_checkpoint(cfg.init)
+    source = f"init checkpoint {cfg.init!r}"
+    check_model(payload["model"], model, source)
+    theirs = TrainConfig.from_dict(payload["config"])
+    mine, stored = dataclasses.asdict(cfg.net), dataclasses.asdict(theirs.net)
+    differences = [f"net.{k}: {stored[k]!r} vs {mine[k]!r}" for k in mine if stored[k] != mine[k]]
+    if differences:
+        raise ValueError(f"{source}: expected the network of this config, got another "
+                         "(checkpoint vs now): " + "; ".join(differences))
+    return build_net(payload, model, cfg, source)
 
 
 def _batches(faces: SyntheticFaces, config: TrainConfig, cache_dir: str | os.PathLike,
