@@ -9,13 +9,14 @@ folder) and the first-stage network to start from, one CPU thread per process:
 Every lever of ``e2far_lite.photo.realism_study.STUDY_LEVERS`` is one run per seed (about 4
 minutes each); ``--levers control jpeg`` runs only those, so two processes can share the levers
 on a 2-core machine. Finished runs are kept in ``runs/realism/`` and skipped; ``--collect`` only
-gathers them into the JSON.
+gathers them into the JSON; both draw ``data/realism_study.png`` from it.
 """
 
 import argparse
 from pathlib import Path
 
 from e2far_lite.photo.realism_study import STUDY_LEVERS, collect, run_lever
+from e2far_lite.ui.plots import plot_realism_study
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "realism_study.json"
@@ -44,7 +45,8 @@ def main() -> None:
                   f"boxes); "
                   f"synthetic total_sim {record['synthetic']['total_sim_mm']:.3f} mm, "
                   f"{record['minutes']:.1f} min", flush=True)
-    collect(RUNS, OUT)
+    results = collect(RUNS, OUT)
+    plot_realism_study(results, HERE / "realism_study.png")
 
 
 if __name__ == "__main__":

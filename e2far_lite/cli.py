@@ -100,6 +100,11 @@ def _train(args: argparse.Namespace) -> None:
     if args.steps is not None and args.steps <= 0:
         raise SystemExit(f"--steps: expected a positive integer, got {args.steps}")
     overrides = {} if args.steps is None else {"steps": args.steps}
+    if args.init is not None:
+        if not Path(args.init).is_file():
+            raise SystemExit(f"--init: expected a checkpoint file, got {args.init!r}, which "
+                             "does not exist")
+        overrides["init"] = args.init
     try:
         config = get_config(args.config, **overrides)
     except ValueError as err:
@@ -111,8 +116,13 @@ def _train(args: argparse.Namespace) -> None:
     say(f"config {args.config!r}: {config.image_size} px, batch {config.batch_size}, "
           f"{config.steps} steps, widths {config.net.backbone.widths}; writing to {args.out}")
     start = time.perf_counter()
-    result = train(config, args.out, device=device, resume=args.resume,
-                   progress=not args.quiet, cache_dir=args.cache_dir)
+    try:
+        result = train(config, args.out, device=device, resume=args.resume,
+                       progress=not args.quiet, cache_dir=args.cache_dir)
+    except (ValueError, FileNotFoundError) as err:
+        if config.init and str(err).startswith(("init", f"init checkpoint {config.init!r}")):
+            raise SystemExit(f"--init: {err}") from None
+        raise
     minutes = (time.perf_counter() - start) / 60
     say(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
           f"{config.val_seed}), step {result.history[-1]['step']}:")
@@ -310,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train E2FARNet from a preset, writing checkpoints and logs to --out")
     p.add_argument("--config", default="cpu-quick",
-                   help="preset: smoke, cpu-quick, cpu-full, default, gpu (default: cpu-quick)")
+                   help="preset: smoke, cpu-quick, cpu-full, cpu-real, default, gpu (default: "
+                        "cpu-quick)")
     p.add_argument("--out", default=None, help="output folder (default: runs/CONFIG)")
     p.add_argument("--steps", type=int, default=None,
                    help="override the preset's number of steps (default: the preset's)")
@@ -318,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None,
                    help="'auto' (OUT/last.pt if present) or a checkpoint path (default: start "
                         "afresh)")
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (its network must match the "
+                        "preset's), e.g. data/e2far_lite.pt with --config cpu-real; the "
+                        "optimizer and schedule start afresh (default: the preset's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cache-dir", default=None,
                    help="where rendered splits are cached (default: data/cache)")

@@ -84,3 +84,15 @@ def test_hog_detector_without_dlib_is_one_clear_line(tmp_path, monkeypatch):
                                          r"or pass --detector cascade"):
         main(["reconstruct", str(photo), "--detector", "hog", "-o", str(tmp_path / "f.obj")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png"]
+
+
+def test_train_init_that_is_missing_or_another_network(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=r"--init: expected a checkpoint file, got .*nothing.pt"):
+        main(["train", "--config", "smoke", "--init", str(tmp_path / "nothing.pt"),
+              "--out", str(out), "--quiet"])
+    assert not out.exists()
+    # the shipped network (96 px, wider) cannot start the smoke preset's
+    with pytest.raises(SystemExit, match=r"--init: .*expected the network of this config"):
+        main(["train", "--config", "smoke", "--init", str(SHIPPED), "--out", str(out),
+              "--steps", "2", "--quiet", "--cache-dir", str(tmp_path / "cache")])

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..evaluate.scores import evaluate_net, write_json
@@ -41,6 +42,9 @@ STUDY_LEVERS: dict[str, dict[str, float]] = {
     "jpeg": {"jpeg": 0.5},
     "all": {"features": 1.0, "interior": 1.0, "head": 1.0, "white_balance": 0.5,
             "occluder": 0.3, "low_res": 0.5, "jpeg": 0.5},
+    # the levers of the shipped network's second stage (the cpu-real preset)
+    "shipped": {name: share for name in REALISM_LEVERS
+                if (share := getattr(get_config("cpu-real").data, name)) > 0},
 }
 
 
@@ -120,3 +124,31 @@ def collect(runs_dir: str | os.PathLike, out: str | os.PathLike) -> dict[str, An
                "realism_levers": list(REALISM_LEVERS), "runs": runs}
     write_json(out, payload)
     return payload
+
+
+def summary(results: dict[str, Any], box: str = "detected") -> dict[str, dict[str, Any]]:
+    """Per lever: the real-face NME (``box``: ``"detected"`` or ``"landmarks"``), its change
+    from the control run of the same seed, and the synthetic test figures, as means over seeds
+    with the per-seed values.
+
+    Returns:
+        ``{lever: {"seeds": n, "real_nme_pct": mean, "vs_control": mean, "vs_control_seeds":
+        [...], "synthetic_total_sim_mm": mean, "synthetic_nme_pct": mean}}`` in the order of
+        :data:`STUDY_LEVERS`.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for lever in STUDY_LEVERS:
+        runs = [r for r in results["runs"].values() if r["lever"] == lever]
+        if not runs:
+            continue
+        changes = [r["vs_control"]["real_nme_pct"][box] for r in runs if "vs_control" in r]
+        out[lever] = {
+            "seeds": len(runs),
+            "real_nme_pct": float(np.mean([r["real_nme_pct"][box] for r in runs])),
+            "vs_control": float(np.mean(changes)) if changes else float("nan"),
+            "vs_control_seeds": changes,
+            "synthetic_total_sim_mm": float(np.mean([r["synthetic"]["total_sim_mm"]
+                                                     for r in runs])),
+            "synthetic_nme_pct": float(np.mean([r["synthetic"]["nme_pct"] for r in runs])),
+        }
+    return out

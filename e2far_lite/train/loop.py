@@ -311,7 +311,8 @@ def _initial_weights(cfg: TrainConfig, model: MorphableModel) -> E2FARNet:
     refused when its network or morphable model differs from this run's."""
     if not Path(cfg.init).is_file():
         raise FileNotFoundError(f"init: expected a checkpoint file, got {cfg.init!r}, which "
-                                "does not exist")
+                                "does not exist (train the run that writes it first, or start "
+                                "from another checkpoint, e.g. train --init data/e2far_lite.pt)")
     payload = read_checkpoint(cfg.init)
     source = f"init checkpoint {cfg.init!r}"
     check_model(payload["model"], model, source)

@@ -27,6 +27,7 @@ from .plots import (
     mesh_trace,
     pipeline_diagram,
     plot_history,
+    plot_realism_study,
     plot_study,
     to_numpy_image,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "plot_history",
     "plot_layer_shares",
     "plot_probes",
+    "plot_realism_study",
     "plot_study",
     "to_numpy_image",
     "value_colours",
