@@ -17,6 +17,7 @@ from it (``data/readme_widget.png`` is that crop). ``--widget none`` leaves the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import skimage.data  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from e2far_lite.photo import load_image, reconstruct, render_overlay  # noqa: E402
+from e2far_lite.synth import realism  # noqa: E402
 from e2far_lite.synth.faces import SyntheticFaces  # noqa: E402
 from e2far_lite.train.shipped import pretrained  # noqa: E402
 from e2far_lite.ui.plots import to_numpy_image  # noqa: E402
@@ -71,6 +73,10 @@ def main() -> None:
     print("network:", source)
     faces = SyntheticFaces(model, 14, seed=SEED, config=config.data, device="cpu")
     batch = faces.batch(list(range(14)))
+    # held-out faces as the test split draws them: plain renders, no realism levers
+    plain = dataclasses.replace(config.data, **{name: 0.0 for name in realism.LEVERS})
+    held_out = SyntheticFaces(model, 14, seed=SEED, config=plain, device="cpu").batch(
+        list(range(14)))
     astronaut = skimage.data.astronaut()
 
     cols = 8
@@ -93,8 +99,8 @@ def main() -> None:
                           fontsize=10)
     for j in range(cols - 2):
         k = cols + j  # faces the top row does not show
-        image = batch["image"][k]
-        face = reconstruct(image, net, model, config, box=landmark_box(batch["landmarks"][k]))
+        image = held_out["image"][k]
+        face = reconstruct(image, net, model, config, box=landmark_box(held_out["landmarks"][k]))
         ax = fig.add_subplot(grid[1, j])
         draw_overlay(ax, to_numpy_image(image), face, model)
         ax.axis("off")

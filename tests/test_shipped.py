@@ -24,7 +24,13 @@ def test_shipped_checkpoint_is_small_and_safe():
 def test_recorded_figures_have_every_key():
     recorded = json.loads(FIGURES.read_text())
     assert recorded["data"] == "full" and recorded["command"].startswith("python -m e2far_lite")
-    assert recorded["training"]["minutes"] > 0
+    training = recorded["training"]
+    assert training["minutes"] > 0
+    # two stages: plain synthetic faces, then the realism levers (data/make_checkpoint.py)
+    assert [s["preset"] for s in training["stages"]] == ["cpu-full", "cpu-real"]
+    assert training["faces_seen"] == sum(s["faces_seen"] for s in training["stages"])
+    faces = [point["faces"] for point in training["curve"]]
+    assert faces == sorted(set(faces)) and faces[-1] == training["faces_seen"]
     for method in METHODS:
         assert set(KEYS) <= set(recorded[method]), method
 

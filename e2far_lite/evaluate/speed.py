@@ -265,7 +265,7 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
     nets = [(f"E2FARNet {name}", config.image_size,
              E2FARNet(model.num_id, model.num_exp, config.net))
             for name, config, _ in runs[:2]]
-    shipped = get_config("cpu-full")  # the shipped checkpoint's network
+    shipped = get_config("cpu-full")  # the shipped checkpoint's network (cpu-real's too)
     nets.append(("E2FARNet cpu-full", shipped.image_size,
                  E2FARNet(model.num_id, model.num_exp, shipped.net)))
     nets.append(("MobileNetV1 (3DDFA_V2)", INPUT_SIZE, MobileNetV1()))

@@ -15,7 +15,7 @@ name           pixels  backbone widths       steps  batch  data        meant for
 ``smoke``      64      4, 8, 16, 32, 64      60     8      easy        CI, ``E2FAR_SMOKE=1`` (secs)
 ``cpu-quick``  64      8, 16, 32, 64, 128    3600   32     easy, pool  a 2-core CPU, ~7 minutes
 ``cpu-full``   96      16, 32, 64, 128, 256  9000   32     full        shipped net, 1st stage, ~2 h
-``cpu-real``   96      as ``cpu-full``       15000  32     full, real  its 2nd stage, from cpu-full
+``cpu-real``   96      as ``cpu-full``       12000  32     full, real  its 2nd stage, from cpu-full
 ``default``    128     16, 32, 64, 128, 256  10000  64     full        a GPU (~25 min on an H100)
 ``gpu``        128     16, 32, 64, 128, 256  20000  128    full        a GPU, mixed precision
 =============  ======  ====================  =====  =====  ==========  ============================
@@ -200,9 +200,11 @@ _LITE = BackboneConfig(widths=(16, 32, 64, 128, 256), convs_per_block=(1, 1, 2, 
 # Near-frontal heads on a black background: the quick presets learn identity within minutes on
 # this distribution, while the full one (turns to 75 degrees, cluttered backgrounds) first spends
 # thousands of steps finding the face. Validation uses the same distribution as training.
-# The full distribution with the realism levers the realism study chose (notebook 08).
-# It leaves out the two levers that made real faces worse there: low resolution, colour casts.
-_REAL = DataConfig(features=1.0, interior=1.0, head=1.0, occluder=0.3, jpeg=0.5)
+# The full distribution with the realism levers the realism study chose (notebook 08), leaving
+# out the two that made real faces worse there (low resolution, colour casts). Each touches
+# half the faces: trained on them all, the network forgets how to read a plain render (its
+# landmark NME on plain validation faces rose from 2.1 % to 3.2 % in 2000 steps).
+_REAL = DataConfig(features=0.5, interior=0.5, head=0.5, occluder=0.3, jpeg=0.5)
 _EASY = DataConfig(yaw_max=30.0, pitch_max=15.0, roll_max=10.0, augment=0.5, backgrounds=False)
 
 PRESETS: dict[str, TrainConfig] = {
@@ -238,7 +240,7 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-real": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),
-        image_size=96, steps=15_000, batch_size=32, lr=1e-3, warmup_steps=300,
+        image_size=96, steps=12_000, batch_size=32, lr=1e-3, warmup_steps=300,
         train_seed=11, init="runs/cpu-full/best.pt",
         val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True),
     # the lite model as designed, on the full data distribution: ~25 min on an H100, where

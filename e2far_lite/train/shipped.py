@@ -4,7 +4,8 @@
 mode           file (in ``data/``)          made by
 =============  ===========================  ==================================================
 normal         ``e2far_lite.pt``            ``python data/make_checkpoint.py`` (``cpu-full``,
-                                            about 2 hours on one CPU core)
+                                            about 2 hours on one CPU core, then ``cpu-real``
+                                            with the realism levers, about 1 hour)
 smoke          ``e2far_lite_smoke.pt``      ``python data/make_smoke_checkpoint.py`` (the
 (E2FAR_SMOKE)                               ``smoke`` preset, a few seconds; numbers mean
                                             little)
