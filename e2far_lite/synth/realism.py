@@ -40,6 +40,8 @@ from skimage.draw import ellipse, polygon
 from skimage.measure import points_in_poly
 from torch import Tensor
 
+from .augment import quantize
+
 #: Uniform draws per face of each lever, in the order the levers are applied.
 UNIFORMS: dict[str, int] = {"features": 4, "interior": 5, "head": 7, "white_balance": 4,
                             "occluder": 8, "low_res": 2, "jpeg": 2}
@@ -300,18 +302,18 @@ def degrade(image: Tensor, u: Tensor, shares: dict[str, float]) -> Tensor:
     # a camera of lower resolution: shrink, compress there (as the photo was), enlarge
     small_side = torch.where(on["low_res"], (size * LOW_RES_MIN ** d["low_res"][:, 1]).round(),
                              torch.full((len(out),), float(size))).long().clamp(min=8)
-    out = torch.round(out.clamp(0, 1) * 255) / 255
+    out = quantize(out)
     for b in torch.nonzero(on["low_res"] | on["jpeg"]).flatten().tolist():
         side = int(small_side[b])
         item = out[b:b + 1]
         if side < size:
             item = F.interpolate(item, size=(side, side), mode="bilinear", antialias=True,
                                  align_corners=False)
-            item = torch.round(item.clamp(0, 1) * 255) / 255
+            item = quantize(item)
         if on["jpeg"][b]:
             item = jpeg(item[0], int(15 + 75 * float(d["jpeg"][b, 1])))[None]
         if side < size:
             item = F.interpolate(item, size=(size, size), mode="bilinear", align_corners=False)
         out[b] = item[0]
-    out = torch.round(out.clamp(0, 1) * 255) / 255
+    out = quantize(out)
     return out.to(device)
