@@ -120,7 +120,7 @@ def _train(args: argparse.Namespace) -> None:
         result = train(config, args.out, device=device, resume=args.resume,
                        progress=not args.quiet, cache_dir=args.cache_dir)
     except (ValueError, FileNotFoundError) as err:
-        if config.init and str(err).startswith(("init", f"init checkpoint {config.init!r}")):
+        if config.init and str(err).startswith("init"):  # the init file, not the run
             raise SystemExit(f"--init: {err}") from None
         raise
     minutes = (time.perf_counter() - start) / 60

@@ -30,7 +30,7 @@ from ..synth.realism import LEVERS as REALISM_LEVERS
 from ..train.configs import TrainConfig, get_config
 from .scores import real_landmark_nme
 
-#: Each run's realism shares: the control (none), each lever alone, and all of them together.
+#: Each run's realism shares: the control (none), each lever alone, all seven, and the chosen five.
 STUDY_LEVERS: dict[str, dict[str, float]] = {
     "control": {},
     "features": {"features": 1.0},
@@ -120,7 +120,7 @@ def collect(runs_dir: str | os.PathLike, out: str | os.PathLike) -> dict[str, An
                                  for box, v in record["real_nme_pct"].items()},
                 "synthetic": {k: v - control["synthetic"][k]
                               for k, v in record["synthetic"].items()}}
-    payload = {"levers": {k: v for k, v in STUDY_LEVERS.items()},
+    payload = {"levers": dict(STUDY_LEVERS),
                "realism_levers": list(REALISM_LEVERS), "runs": runs}
     write_json(out, payload)
     return payload
