@@ -144,29 +144,37 @@ def fit(detector: str, faces: list, by_image: dict) -> dict:
 
 
 def nme_rows(source: Path, faces: list) -> dict:
+    """The shipped network's NME from every kind of box, in one pass and refined."""
     path = data_dir() / SHIPPED_FILE
     net, model, config = load_checkpoint(path, device="cpu")
-    runs = {
-        "landmarks' own box": dict(use_box="landmarks", oracle=True),
+    boxes = {
+        "landmarks' own box": dict(use_box="landmarks"),
         "annotated box (the file's)": dict(use_box="annotated"),
         "detected: scikit-image LBP cascade, CASCADE_BOX": dict(use_box="detected",
                                                                 detector="cascade"),
         "detected: dlib HOG, HOG_BOX": dict(use_box="detected", detector="hog"),
     }
+    runs = {f"{name}{suffix}": dict(kw, refine=refine) for name, kw in boxes.items()
+            for suffix, refine in (("", 0), (f", refined ({photo.REFINE} re-crop)", photo.REFINE))}
     results = {name: photo.real_landmark_nme(source, net, model, config, **kw)
                for name, kw in runs.items()}
+    oracle = photo.real_landmark_nme(source, net, model, config, use_box="landmarks",
+                                     oracle=True, refine=0)
     both = [i for i in range(len(faces))
             if all(np.isfinite(r.nme[i]) for r in results.values())]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     out = {"checkpoint": str(path.relative_to(HERE.parent) if path.is_relative_to(HERE.parent)
                              else path),
            "checkpoint_sha256_prefix": digest,
-           "oracle_percent": round(100 * results["landmarks' own box"].oracle_mean, 2),
+           "oracle_percent": round(100 * oracle.oracle_mean, 2),
            "faces_found_by_every_box": len(both), "rows": {}}
     for name, result in results.items():
         out["rows"][name] = {
-            "found": result.found, "nme_percent": round(100 * result.mean, 2),
+            "found": result.found, "refine": runs[name]["refine"],
+            "nme_percent": round(100 * result.mean, 2),
             "mean_face_percent": round(100 * result.baseline_mean, 2),
+            "nme_percent_by_part": {part: round(100 * v, 2)
+                                    for part, v in result.by_part().items()},
             "nme_percent_on_common_faces": round(100 * float(np.mean(
                 [result.nme[i] for i in both])), 2)}
     return out
@@ -223,7 +231,7 @@ def main() -> None:
     nme = nme_rows(source, faces)
     print(f"landmark NME of {nme['checkpoint']} (oracle {nme['oracle_percent']}%):")
     for name, row in nme["rows"].items():
-        print(f"  {name:<50} {row['found']:>2} faces {row['nme_percent']:>6.2f}% (mean face "
+        print(f"  {name:<68} {row['found']:>2} faces {row['nme_percent']:>6.2f}% (mean face "
               f"{row['mean_face_percent']:.2f}%); on the {nme['faces_found_by_every_box']} "
               f"faces every box finds {row['nme_percent_on_common_faces']:.2f}%")
     write_json(args.out, {

@@ -234,7 +234,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
         if not args.all:
             print(f"  reconstructing face {chosen[0]}; pass --face N for another, --all for all")
     faces = photo.reconstruct_faces(image, net, model, config, [boxes[i] for i in chosen],
-                                    convention, name=name)
+                                    convention, name=name, refine=args.refine)
     for i, face in zip(chosen, faces, strict=True):
         path = out.with_name(f"{out.stem}_{i}{out.suffix}") if args.all else out
         colors, shown = photo.vertex_colors(image, face, model) if args.colors else (None, None)
@@ -257,7 +257,8 @@ def _landmarks_nme(args: argparse.Namespace) -> None:
     net, model, config = _load_for_photos(args.checkpoint)
     try:
         result = real_landmark_nme(args.annotations, net, model, config, use_box=args.box,
-                                   oracle=not args.no_oracle, detector=args.detector)
+                                   oracle=not args.no_oracle, detector=args.detector,
+                                   refine=args.refine)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(str(err)) from None
     except ImportError as err:
@@ -265,8 +266,30 @@ def _landmarks_nme(args: argparse.Namespace) -> None:
                          "dlib-bin, or pass --detector cascade") from None
     boxes = {"annotated": "annotated boxes", "landmarks": "landmarks' own boxes",
              "detected": f"boxes of the {args.detector} detector"}[args.box]
-    print(f"checkpoint {args.checkpoint or 'data/e2far_lite.pt'}; crops from the {boxes}")
+    refined = (f", then {args.refine} re-crop{'s' if args.refine > 1 else ''} around the "
+               "predicted landmarks" if args.refine else ", one pass")
+    print(f"checkpoint {args.checkpoint or 'data/e2far_lite.pt'}; crops from the {boxes}"
+          f"{refined}")
     print(format_nme_table(result))
+
+
+def _refine_option(parser: argparse.ArgumentParser) -> None:
+    from .photo.reconstruction import REFINE
+
+    def passes(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"expected a whole number of passes >= 0, got "
+                                             f"{text!r}")
+        return value
+
+    parser.add_argument("--refine", type=passes, default=REFINE,
+                        help="passes after the first, each re-cropping the face around the "
+                             "previous pass's landmarks, as training crops were framed; 0: one "
+                             "pass from the face box")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -378,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", default=None,
                    help="also draw the shaded mesh (alpha blended) and the 68 landmarks over "
                         "the photo, as this PNG (default: none)")
+    _refine_option(p)
     p.set_defaults(func=_reconstruct)
 
     p = command("landmarks-nme", "landmark NME on annotated real photos (dlib XML, iBUG .pts)")
@@ -391,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: auto)")
     p.add_argument("--no-oracle", action="store_true",
                    help="skip the oracle row (the model fitted to the answers)")
+    _refine_option(p)
     p.set_defaults(func=_landmarks_nme)
     return parser
 

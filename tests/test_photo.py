@@ -286,12 +286,60 @@ def test_true_coefficients_land_on_the_true_landmarks():
         pose[5] = pose[5] * size / crop.side
         net = Truth({"a_id": wide["a_id"][i:i + 1], "a_exp": wide["a_exp"][i:i + 1],
                      "pose": pose[None]})
-        face = photo.reconstruct(wide["image"][i], net, model, config, box=box)
+        face = photo.reconstruct(wide["image"][i], net, model, config, box=box, refine=0)
         assert face.crop == crop and net.seen.shape == (1, 3, size, size)
         error = (face.landmarks2d - wide["landmarks"][i]).norm(dim=-1)
         assert float(error.max()) < 1.0, f"face {i}: {float(error.max()):.2f} px"
         torch.testing.assert_close(face.photo_pose, wide["pose"][i], atol=1e-3, rtol=1e-4)
         torch.testing.assert_close(face.photo_vertices[model.landmarks, :2], face.landmarks2d)
+        # a right answer is (within the projection's pixel) a fixed point of refining
+        refined = photo.reconstruct(wide["image"][i], net, model, config, box=box, refine=1)
+        assert _near(refined.crop, crop, 2)
+        # from a box too large and off-centre, one re-crop frames the landmarks' own box
+        x, y, w, h = box
+        off = (x - 0.2 * w, y + 0.15 * h, 1.4 * w, 1.4 * h)
+        net.outputs["pose"] = _pose_in_crop(wide["pose"][i], photo.crop_box(off, config), size)
+        first = photo.reconstruct(wide["image"][i], net, model, config, box=off, refine=0)
+        assert float((first.landmarks2d - wide["landmarks"][i]).norm(dim=-1).max()) < 1.0
+        again = photo.reconstruct(wide["image"][i], net, model, config, box=off, refine=1)
+        assert again.box == off and not _near(first.crop, crop, 10) and _near(again.crop, crop, 2)
+
+
+def _near(a: photo.CropBox, b: photo.CropBox, px: int) -> bool:
+    return max(abs(a.x0 - b.x0), abs(a.y0 - b.y0), abs(a.side - b.side)) <= px
+
+
+def _pose_in_crop(pose: torch.Tensor, crop: photo.CropBox, size: int) -> torch.Tensor:
+    """A photo-pixel pose (6,) as the network predicts it in ``crop`` resized to ``size``."""
+    pose = pose.clone()
+    pose[3:5] = (pose[3:5] - torch.tensor([crop.x0, crop.y0])) * size / crop.side
+    pose[5] = pose[5] * size / crop.side
+    return pose[None]
+
+
+def test_refining_recrops_around_the_first_passes_landmarks(astronaut, smoke):
+    net, model, config = smoke
+    box = photo.detect_faces(astronaut)[0]
+    convention = photo.box_convention()
+    first = photo.reconstruct(astronaut, net, model, config, box=box, convention=convention,
+                              refine=0)
+    lo, hi = first.landmarks2d.amin(0), first.landmarks2d.amax(0)
+    around = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+    second = photo.reconstruct(astronaut, net, model, config, box=around, refine=0)
+    refined = photo.reconstruct(astronaut, net, model, config, box=box, convention=convention)
+    assert photo.REFINE == 1 and refined.box == box
+    assert refined.crop == second.crop == photo.crop_box(around, config)
+    torch.testing.assert_close(refined.landmarks2d, second.landmarks2d)
+    torch.testing.assert_close(refined.image, second.image)
+    assert photo.reconstruct_faces(astronaut, net, model, config, boxes=[]) == []
+
+
+@pytest.mark.parametrize("refine", [-1, 1.5, True, "1"])
+def test_refine_must_be_a_count_of_passes(astronaut, smoke, refine):
+    net, model, config = smoke
+    with pytest.raises(ValueError, match=f"refine: expected a whole number of passes >= 0, "
+                                         f"got {refine!r}"):
+        photo.reconstruct(astronaut, net, model, config, refine=refine)
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -411,7 +459,7 @@ def test_vertex_colors_sample_visible_vertices_and_grey_the_hidden(smoke):
     assert abs(float(side.mean())) > 0.8
 
 
-def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint):
+def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint, capsys):
     args = ["-o", str(tmp_path / "f.obj"), "--checkpoint", str(checkpoint)]
     with pytest.raises(SystemExit, match="missing.jpg"):
         main(["reconstruct", str(tmp_path / "missing.jpg"), *args])
@@ -429,6 +477,9 @@ def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint):
     with pytest.raises(SystemExit, match="--checkpoint"):
         main(["reconstruct", str(tmp_path / "a.png"), "-o", "x.obj", "--checkpoint",
               str(tmp_path / "none.pt")])
+    with pytest.raises(SystemExit):
+        main(["reconstruct", str(tmp_path / "a.png"), *args, "--refine", "-1"])
+    assert "--refine: expected a whole number of passes >= 0, got '-1'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- real-face NME
@@ -465,6 +516,8 @@ def test_real_landmark_nme_with_the_true_answer_is_near_zero(tmp_path):
     result = photo.real_landmark_nme(tmp_path / "faces.xml", net, model, config,
                                      use_box="landmarks", oracle=True)
     assert len(result.nme) == 1 and result.mean < 0.01
+    parts = result.by_part()
+    assert list(parts) == list(photo.LANDMARK_PARTS) and max(parts.values()) < 0.02
     assert result.oracle_mean < 0.01  # the model fits its own landmarks
     assert 0.01 < result.baseline_mean < 0.3
     table = photo.format_nme_table(result)
@@ -477,10 +530,14 @@ def test_cli_landmarks_nme_prints_a_table(tmp_path, checkpoint, capsys):
           "--no-oracle"])
     out = capsys.readouterr().out
     assert "mean" in out and "render.png" in out and "%" in out
+    assert "annotated boxes, then 1 re-crop around the predicted landmarks" in out
+    main(["landmarks-nme", str(tmp_path / "faces.xml"), "--checkpoint", str(checkpoint),
+          "--no-oracle", "--refine", "0"])
+    assert "annotated boxes, one pass" in capsys.readouterr().out
     main(["landmarks-nme", str(tmp_path / "faces.xml"), "--checkpoint", str(checkpoint),
           "--no-oracle", "--box", "detected", "--detector", "hog"])
     out = capsys.readouterr().out
-    assert "crops from the boxes of the hog detector" in out
+    assert "crops from the boxes of the hog detector, then 1 re-crop around" in out
     assert "1 faces" in out or "missed" in out  # a rendered mask may or may not be found
     with pytest.raises(SystemExit, match="does not exist"):
         main(["landmarks-nme", str(tmp_path / "none.xml"), "--checkpoint", str(checkpoint)])
@@ -521,6 +578,25 @@ def test_hog_finds_every_dev_face_and_its_box_convention_is_the_measured_one(smo
     result = photo.real_landmark_nme(DEV_XML, net, model, config, use_box="detected",
                                      detector="hog")
     assert result.found == 18 and all(c is not None for c in result.crops)
+
+
+def test_nme_by_part_puts_the_error_where_it_is():
+    from pathlib import Path
+
+    from e2far_lite.io.landmark_files import AnnotatedFace
+
+    rng = np.random.default_rng(1)
+    truth = np.concatenate([[[0.0, 0.0], [40.0, 90.0]], rng.uniform(0, 40, (66, 2))])
+    truth[5] = np.nan  # not annotated: left out
+    moved = np.nan_to_num(truth).copy()
+    moved[:17, 0] += 6.0  # the jaw line 6 px off; the face's box is 40 x 90 px
+    faces = [AnnotatedFace(Path("a.jpg"), truth), AnnotatedFace(Path("b.jpg"), truth)]
+    result = photo.LandmarkNME(faces, [0.1, float("nan")], [0.2, float("nan")],
+                               [torch.as_tensor(moved), None], [None, None])
+    parts = result.by_part()
+    assert parts["jaw"] == pytest.approx(6.0 / 60.0)
+    assert all(parts[name] == 0.0 for name in ("eyebrows", "nose", "eyes", "mouth"))
+    assert "network by part: jaw 10.00%, eyebrows 0.00%" in photo.format_nme_table(result)
 
 
 def test_box_convention_measurement_recovers_a_known_convention():

@@ -1,17 +1,20 @@
 """The shipped checkpoint loads safely and reproduces the test figures recorded beside it."""
 
+import hashlib
 import json
 
 import pytest
 import torch
 
+from e2far_lite import photo
 from e2far_lite.evaluate.scores import METHODS, evaluate_net
-from e2far_lite.paths import data_dir
+from e2far_lite.paths import data_dir, shared_dir
 from e2far_lite.synth.faces import DataConfig
 from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
 
 CHECKPOINT = data_dir() / SHIPPED_FILE
 FIGURES = CHECKPOINT.with_suffix(".json")
+DEV_XML = shared_dir() / "data" / "real_faces_dev" / "faces_with_landmarks.xml"
 KEYS = ("total_mm", "neutral_mm", "total_sim_mm", "neutral_sim_mm", "expression_mm", "nme_pct")
 
 
@@ -46,3 +49,25 @@ def test_shipped_checkpoint_reproduces_its_figures(tmp_path):
             assert result[method][key] == pytest.approx(recorded[method][key], rel=2e-3), \
                 (method, key)
     assert result["network"]["total_sim_mm"] < result["mean_shape"]["total_sim_mm"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEV_XML.is_file(), reason="the shared dev set is not here")
+def test_shipped_checkpoint_reproduces_its_development_face_figures():
+    pytest.importorskip("dlib")
+    recorded = json.loads((data_dir() / "detector_study.json").read_text())["landmark_nme"]
+    assert recorded["checkpoint_sha256_prefix"] == hashlib.sha256(
+        CHECKPOINT.read_bytes()).hexdigest()[:12]  # measured on the shipped checkpoint
+    net, model, config = load_checkpoint(CHECKPOINT, device="cpu")
+    rows = recorded["rows"]
+    for name, box in (("detected: dlib HOG, HOG_BOX", "detected"),
+                      ("landmarks' own box", "landmarks")):
+        for suffix, refine in (("", 0), (f", refined ({photo.REFINE} re-crop)", photo.REFINE)):
+            row = rows[name + suffix]
+            result = photo.real_landmark_nme(DEV_XML, net, model, config, use_box=box,
+                                             detector="hog", refine=refine)
+            assert row["refine"] == refine and result.found == row["found"] == 18
+            assert 100 * result.mean == pytest.approx(row["nme_percent"], abs=0.006), name
+    # re-cropping around the first pass's landmarks helps the detector's crops
+    refined = rows[f"detected: dlib HOG, HOG_BOX, refined ({photo.REFINE} re-crop)"]
+    assert refined["nme_percent"] < rows["detected: dlib HOG, HOG_BOX"]["nme_percent"]

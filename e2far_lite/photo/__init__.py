@@ -20,6 +20,7 @@ from .detect import (
 from .images import MIN_SIDE, load_image
 from .mesh import EXPORT_UNITS, HIDDEN_GREY, export_mesh, render_overlay, vertex_colors
 from .reconstruction import (
+    REFINE,
     CropBox,
     Reconstruction,
     crop_box,
@@ -27,9 +28,17 @@ from .reconstruction import (
     reconstruct,
     reconstruct_faces,
 )
-from .scores import LandmarkNME, format_nme_table, mean_shape_landmarks, real_landmark_nme
+from .scores import (
+    LANDMARK_PARTS,
+    LandmarkNME,
+    format_nme_table,
+    mean_shape_landmarks,
+    real_landmark_nme,
+)
 
 __all__ = [
+    "LANDMARK_PARTS",
+    "REFINE",
     "Box",
     "BoxConvention",
     "CASCADE_BOX",

@@ -27,7 +27,13 @@ from .detect import (
     detect_faces,
     match_faces,
 )
-from .reconstruction import CropBox, reconstruct_faces
+from .reconstruction import REFINE, CropBox, reconstruct_faces
+
+#: The parts of the iBUG 68-point layout (0-based indices), for :meth:`LandmarkNME.by_part`.
+LANDMARK_PARTS: dict[str, tuple[int, ...]] = {
+    "jaw": tuple(range(0, 17)), "eyebrows": tuple(range(17, 27)), "nose": tuple(range(27, 36)),
+    "eyes": tuple(range(36, 48)), "mouth": tuple(range(48, 68)),
+}
 
 
 def mean_shape_landmarks(model: MorphableModel, box: Box,
@@ -75,10 +81,29 @@ class LandmarkNME:
     def oracle_mean(self) -> float:
         return float("nan") if self.oracle is None else float(np.mean(self.oracle))
 
+    def by_part(self) -> dict[str, float]:
+        """The network's NME per part of the face (:data:`LANDMARK_PARTS`): for each face found,
+        the mean distance over the part's annotated points / ``sqrt(w * h)`` of all its
+        annotated points' box, averaged over faces (fractions, like :attr:`mean`)."""
+        rows = []
+        for face, points in zip(self.faces, self.predicted, strict=True):
+            if points is None:
+                continue
+            target = np.asarray(face.landmarks, dtype=np.float64)
+            finite = np.isfinite(target).all(1)
+            lo, hi = target[finite].min(0), target[finite].max(0)
+            distance = np.linalg.norm(np.asarray(points, dtype=np.float64) - target, axis=1)
+            distance = np.where(finite, distance / np.sqrt(np.prod(hi - lo)), np.nan)
+            rows.append([np.nanmean(distance[list(ids)]) if finite[list(ids)].any() else np.nan
+                         for ids in LANDMARK_PARTS.values()])
+        means = np.nanmean(np.array(rows), axis=0) if rows else [np.nan] * len(LANDMARK_PARTS)
+        return {name: float(v) for name, v in zip(LANDMARK_PARTS, means, strict=True)}
+
 
 def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: MorphableModel,
                       config: TrainConfig, use_box: str = "annotated",
-                      oracle: bool = False, detector: str = "auto") -> LandmarkNME:
+                      oracle: bool = False, detector: str = "auto",
+                      refine: int = REFINE) -> LandmarkNME:
     """Landmark NME of the network on annotated real photos.
 
     For each annotated face: the box (dlib XML: the annotated box; ``.pts``: the landmarks'
@@ -98,6 +123,9 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
             face, each box used once, read through :func:`box_convention`; a face without
             one gets NaN and is left out of the means: see :attr:`LandmarkNME.found`).
         detector: for ``use_box="detected"``: ``"auto"``, ``"hog"`` or ``"cascade"``.
+        refine: passes after the first, each re-cropping around the previous pass's landmarks
+            (:func:`~e2far_lite.photo.reconstruct_faces`); the mean face is placed in the
+            box itself, once.
         oracle: also fit the model to the annotated landmarks themselves
             (:func:`~e2far_lite.evaluate.fit_landmarks`): it reads the answers, so it is no
             competitor, but it shows how close the model's 68 points can come to these
@@ -135,7 +163,8 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
         pairs = [(i, box) for i, box in zip(indices, boxes, strict=True) if box is not None]
         if not pairs:
             continue
-        recs = reconstruct_faces(image, net, model, config, [b for _, b in pairs], convention)
+        recs = reconstruct_faces(image, net, model, config, [b for _, b in pairs], convention,
+                                 refine=refine)
         for (i, box), rec in zip(pairs, recs, strict=True):
             target = torch.as_tensor(faces[i].landmarks, dtype=torch.float32)[None]
             nme[i] = float(landmark_nme(rec.landmarks2d[None], target)[0])
@@ -172,6 +201,8 @@ def format_nme_table(result: LandmarkNME) -> str:
     mean = (f"{'mean':>4}  {label:<22}{'':>7}  {100 * result.mean:>7.2f}%"
             f"  {100 * result.baseline_mean:>8.2f}%")
     lines.append(mean + (f"  {100 * result.oracle_mean:>7.2f}%" if has_oracle else ""))
+    lines.append("network by part: " + ", ".join(f"{name} {100 * value:.2f}%"
+                                                  for name, value in result.by_part().items()))
     lines.append("NME = mean landmark distance / sqrt(w*h) of the annotated landmarks' box. "
                  "mean face: the mean shape, frontal, scaled into the box.")
     if result.found < count:
@@ -184,4 +215,5 @@ def format_nme_table(result: LandmarkNME) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["real_landmark_nme", "LandmarkNME", "format_nme_table", "mean_shape_landmarks"]
+__all__ = ["real_landmark_nme", "LandmarkNME", "LANDMARK_PARTS", "format_nme_table",
+           "mean_shape_landmarks"]
