@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import matplotlib
 import numpy as np
@@ -327,19 +328,33 @@ def test_refining_recrops_around_the_first_passes_landmarks(astronaut, smoke):
     around = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
     second = photo.reconstruct(astronaut, net, model, config, box=around, refine=0)
     refined = photo.reconstruct(astronaut, net, model, config, box=box, convention=convention)
-    assert photo.REFINE == 1 and refined.box == box
+    assert refined.box == box  # refine=photo.REFINE: one re-crop
     assert refined.crop == second.crop == photo.crop_box(around, config)
     torch.testing.assert_close(refined.landmarks2d, second.landmarks2d)
     torch.testing.assert_close(refined.image, second.image)
     assert photo.reconstruct_faces(astronaut, net, model, config, boxes=[]) == []
 
 
-@pytest.mark.parametrize("refine", [-1, 1.5, True, "1"])
-def test_refine_must_be_a_count_of_passes(astronaut, smoke, refine):
+@pytest.mark.parametrize("refine, error", [(-1, ValueError), (1.5, TypeError),
+                                           (True, TypeError), ("1", TypeError)])
+def test_refine_must_be_a_count_of_passes(astronaut, smoke, refine, error):
     net, model, config = smoke
-    with pytest.raises(ValueError, match=f"refine: expected a whole number of passes >= 0, "
-                                         f"got {refine!r}"):
+    with pytest.raises(error, match=r"refine: expected a whole number of passes >= 0, got "
+                                    rf"(\w+ )?{re.escape(repr(refine))}"):
         photo.reconstruct(astronaut, net, model, config, refine=refine)
+    assert photo.reconstruct(astronaut, net, model, config, refine=np.int64(0)).crop == \
+        photo.reconstruct(astronaut, net, model, config, refine=0).crop
+
+
+def test_refining_keeps_the_crop_when_the_first_pass_gives_no_landmarks(astronaut, smoke):
+    _, model, config = smoke
+    nan = torch.full((1, 6), float("nan"))
+    net = Truth({"a_id": torch.zeros(1, model.num_id), "a_exp": torch.zeros(1, model.num_exp),
+                 "pose": nan})
+    box = (180.0, 80.0, 100.0, 110.0)
+    face = photo.reconstruct(astronaut, net, model, config, box=box, refine=2)
+    assert face.crop == photo.crop_box(box, config)
+    assert not torch.isfinite(face.landmarks2d).any()
 
 
 # ---------------------------------------------------------------------------- outputs

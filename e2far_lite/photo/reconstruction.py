@@ -140,16 +140,18 @@ def _posed(points: Tensor, pose: Tensor) -> Tensor:
 
 
 def _landmark_crop(landmarks: Tensor, config: TrainConfig, fallback: CropBox) -> CropBox:
-    """The crop framing predicted landmarks (68, 2) photo px as training crops framed theirs;
-    ``fallback`` when they give no usable box (non-finite, or under 2 px)."""
+    """The crop framing predicted landmarks (68, 2) photo px as training crops framed theirs
+    (centre of their box, side from its larger side); ``fallback`` when they give no usable
+    box (fewer than two finite points, or a larger side under 2 px)."""
     points = landmarks[torch.isfinite(landmarks).all(1)]
     if len(points) < 2:
         return fallback
     lo, hi = points.amin(0), points.amax(0)
-    w, h = float(hi[0] - lo[0]), float(hi[1] - lo[1])
-    if not max(w, h) >= 2:
+    side = float((hi - lo).max())
+    if not side >= 2:
         return fallback
-    return crop_box((float(lo[0]), float(lo[1]), w, h), config, LANDMARK_BOX)
+    cx, cy = (float(v) for v in (lo + hi) / 2)
+    return crop_box((cx - side / 2, cy - side / 2, side, side), config, LANDMARK_BOX)
 
 
 def _run(net: nn.Module, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -200,8 +202,12 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
             finds nothing, or the reasons of :func:`load_image`.
     """
     _check_config(config)
-    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
-        raise ValueError(f"refine: expected a whole number of passes >= 0, got {refine!r}")
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)):
+        raise TypeError(f"refine: expected a whole number of passes >= 0, got "
+                        f"{type(refine).__name__} {refine!r}")
+    if refine < 0:
+        raise ValueError(f"refine: expected a whole number of passes >= 0, got {refine}")
+    refine = int(refine)
     if name is None:
         name = Path(image).name if isinstance(image, (str, os.PathLike)) else "the image"
     photo = load_image(image, name=name)

@@ -59,7 +59,7 @@ class LandmarkNME:
     nme: list[float]  # the network's (NaN for a face the detector missed)
     baseline: list[float]  # the mean face, frontal, fitted to the box
     predicted: list[Tensor | None]  # the network's (68, 2) landmarks per face, photo pixels
-    crops: list[CropBox | None]  # the crop each face was cut with
+    crops: list[CropBox | None]  # the crop of each face's last pass (after refining)
     oracle: list[float] | None = None  # fit_landmarks on the answers: a floor, not a rival
     boxes: list[Box | None] | None = None  # the box each face was cropped from
 
@@ -83,21 +83,30 @@ class LandmarkNME:
 
     def by_part(self) -> dict[str, float]:
         """The network's NME per part of the face (:data:`LANDMARK_PARTS`): for each face found,
-        the mean distance over the part's annotated points / ``sqrt(w * h)`` of all its
-        annotated points' box, averaged over faces (fractions, like :attr:`mean`)."""
+        the mean distance over the part's points / ``sqrt(w * h)`` of all its annotated points'
+        box, averaged over faces (fractions, like :attr:`mean`). Points count where both the
+        annotation and the prediction are finite; a part with none is NaN."""
         rows = []
         for face, points in zip(self.faces, self.predicted, strict=True):
             if points is None:
                 continue
             target = np.asarray(face.landmarks, dtype=np.float64)
-            finite = np.isfinite(target).all(1)
-            lo, hi = target[finite].min(0), target[finite].max(0)
-            distance = np.linalg.norm(np.asarray(points, dtype=np.float64) - target, axis=1)
-            distance = np.where(finite, distance / np.sqrt(np.prod(hi - lo)), np.nan)
-            rows.append([np.nanmean(distance[list(ids)]) if finite[list(ids)].any() else np.nan
+            annotated = np.isfinite(target).all(1)
+            if annotated.sum() < 2:
+                continue
+            lo, hi = target[annotated].min(0), target[annotated].max(0)
+            size = float(np.sqrt(np.prod(hi - lo)))
+            if not size > 0:
+                continue
+            predicted = np.asarray(points, dtype=np.float64)
+            both = annotated & np.isfinite(predicted).all(1)
+            distance = np.linalg.norm(np.where(both[:, None], predicted - target, 0), axis=1)
+            rows.append([distance[list(ids)][both[list(ids)]].mean() / size
+                         if both[list(ids)].any() else np.nan
                          for ids in LANDMARK_PARTS.values()])
-        means = np.nanmean(np.array(rows), axis=0) if rows else [np.nan] * len(LANDMARK_PARTS)
-        return {name: float(v) for name, v in zip(LANDMARK_PARTS, means, strict=True)}
+        table = np.array(rows).reshape(-1, len(LANDMARK_PARTS))
+        return {name: float(np.mean(column[np.isfinite(column)])) if np.isfinite(column).any()
+                else float("nan") for name, column in zip(LANDMARK_PARTS, table.T, strict=True)}
 
 
 def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: MorphableModel,
@@ -123,13 +132,13 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
             face, each box used once, read through :func:`box_convention`; a face without
             one gets NaN and is left out of the means: see :attr:`LandmarkNME.found`).
         detector: for ``use_box="detected"``: ``"auto"``, ``"hog"`` or ``"cascade"``.
-        refine: passes after the first, each re-cropping around the previous pass's landmarks
-            (:func:`~e2far_lite.photo.reconstruct_faces`); the mean face is placed in the
-            box itself, once.
         oracle: also fit the model to the annotated landmarks themselves
             (:func:`~e2far_lite.evaluate.fit_landmarks`): it reads the answers, so it is no
             competitor, but it shows how close the model's 68 points can come to these
             annotations at all (their definitions differ a little, e.g. on the jaw line).
+        refine: passes after the first, each re-cropping around the previous pass's landmarks
+            (:func:`~e2far_lite.photo.reconstruct_faces`); the mean face is placed in the
+            box itself, once.
     """
     if use_box not in ("annotated", "landmarks", "detected"):
         raise ValueError(f"use_box: expected 'annotated', 'landmarks' or 'detected', "
