@@ -6,12 +6,14 @@ import json
 import math
 
 import pytest
+import torch
 
 from e2far_lite.analysis.study import (
     LEVERS,
     PLANS,
     claims,
     lever_config,
+    merge_studies,
     run_study,
     summary,
     verdict,
@@ -80,6 +82,37 @@ def test_smoke_study_runs_resumes_and_plots(tmp_path):
                                             "no detectable effect at this scale")
     fig = plot_study(results, tmp_path / "study.png")
     assert (tmp_path / "study.png").stat().st_size > 1000 and len(fig.axes) == 2
+
+
+@pytest.mark.slow
+def test_a_study_shared_between_processes_merges_into_one(tmp_path):
+    kwargs = dict(plan="smoke", levers=("base", "no_fusion"), runs_dir=tmp_path / "runs",
+                  cache_dir=str(tmp_path / "cache"), progress=False)
+    first = run_study(tmp_path / "a.json", only=("base/seed0", "no_fusion/seed0"), **kwargs)
+    assert sorted(first["runs"]) == ["base/seed0", "no_fusion/seed0"]
+    torch.set_num_threads(first["threads"])  # numba's thread pool may have changed them
+    second = run_study(tmp_path / "b.json", only=("base/seed1", "no_fusion/seed1"), **kwargs)
+    merged = merge_studies([first, second])
+    assert sorted(merged["runs"]) == ["base/seed0", "base/seed1", "no_fusion/seed0",
+                                      "no_fusion/seed1"]
+    assert merged["settings"] == first["settings"] and "vs_base" in summary(merged)["no_fusion"]
+    with pytest.raises(ValueError, match=r"parts\[1\]: expected runs no other part has, "
+                                         r"got \['base/seed0', 'no_fusion/seed0'\] again"):
+        merge_studies([first, first])
+    other = dict(second, plan="cpu")
+    with pytest.raises(ValueError, match=r"parts\[1\]: expected plan 'smoke' like parts\[0\], "
+                                         r"got 'cpu'"):
+        merge_studies([first, other])
+    with pytest.raises(ValueError, match=r"only: expected runs among .*, got \['wide/seed0'\]"):
+        run_study(tmp_path / "c.json", only=("wide/seed0",), **kwargs)
+    with pytest.raises(ValueError, match="parts: expected at least one study"):
+        merge_studies([])
+
+
+def test_the_long_ablation_plan_triples_the_faces():
+    long, short = PLANS["cpu-long"], PLANS["cpu"]
+    assert long.steps * long.batch_size == 3 * short.steps * short.batch_size == 120_000
+    assert (long.image_size, long.val_size, long.test_size) == (64, 256, 256)
 
 
 def test_committed_study_has_every_lever_and_the_readme_shows_its_figures():

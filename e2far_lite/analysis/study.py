@@ -23,6 +23,7 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,10 @@ class StudyPlan:
 
 PLANS = {
     "cpu": StudyPlan(steps=1250, batch_size=32, val_every=250, val_size=256, test_size=256),
+    # the ablation at three times the faces (data/ablation_study.py): base, no fusion, single
+    # task, three seeds each, 120,000 faces per run
+    "cpu-long": StudyPlan(steps=3750, batch_size=32, val_every=750, val_size=256,
+                          test_size=256),
     "smoke": StudyPlan(steps=4, batch_size=4, val_every=2, val_size=8, test_size=8),
 }
 
@@ -107,13 +112,21 @@ def lever_config(name: str, seed: int, plan: StudyPlan) -> TrainConfig:
 
 def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...] | None = None,
               runs_dir: str | os.PathLike = "runs/study", cache_dir: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, only: Collection[str] | None = None) -> dict[str, Any]:
     """Train every (lever, seed) run of ``plan`` and write the results to ``out`` (JSON).
 
     Runs already in ``out`` (same plan and settings) are kept, so an interrupted study
     continues. Each run
     records its validation curve (faces seen against the shape figures) and its test figures.
+    ``only`` keeps the runs named ``"lever/seedN"`` (to share a study between processes, each
+    writing its own ``out``; :func:`merge_studies` joins them).
     """
+    if only is not None:
+        known = {f"{name}/seed{seed}" for name in (levers or LEVERS)
+                 for seed in LEVERS[name].seeds}
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise ValueError(f"only: expected runs among {sorted(known)}, got {unknown}")
     from ..train.loop import train
 
     study = PLANS[plan]
@@ -128,7 +141,7 @@ def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...]
     for name in levers or tuple(LEVERS):
         for seed in LEVERS[name].seeds:
             key = f"{name}/seed{seed}"
-            if key in results["runs"]:
+            if key in results["runs"] or (only is not None and key not in only):
                 continue
             config = lever_config(name, seed, study)
             started = time.perf_counter()
@@ -151,6 +164,24 @@ def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...]
                       f"({mean['expression_mm']:.3f}), {results['runs'][key]['minutes']:.1f} min",
                       flush=True)
     return results
+
+
+def merge_studies(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One study from parts run apart (:func:`run_study` with ``only``): the same plan and
+    settings, no run twice. The threads of the parts must agree too."""
+    if not parts:
+        raise ValueError("parts: expected at least one study, got none")
+    merged = {k: v for k, v in parts[0].items() if k != "runs"} | {"runs": {}}
+    for i, part in enumerate(parts):
+        for key in ("plan", "settings", "test_seed", "threads"):
+            if part.get(key) != merged.get(key):
+                raise ValueError(f"parts[{i}]: expected {key} {merged.get(key)!r} like parts[0], "
+                                 f"got {part.get(key)!r}")
+        twice = sorted(set(part["runs"]) & set(merged["runs"]))
+        if twice:
+            raise ValueError(f"parts[{i}]: expected runs no other part has, got {twice} again")
+        merged["runs"].update(part["runs"])
+    return merged
 
 
 def summary(results: dict[str, Any], figure: str = "total_sim_mm") -> dict[str, dict]:
@@ -224,5 +255,5 @@ def _t95(n: int) -> float:
     return table[max(k for k in table if k <= n)] if n <= 31 else 1.96
 
 
-__all__ = ["LEVERS", "Lever", "PLANS", "StudyPlan", "lever_config", "run_study", "summary",
-           "claims", "verdict"]
+__all__ = ["LEVERS", "Lever", "PLANS", "StudyPlan", "lever_config", "run_study",
+           "merge_studies", "summary", "claims", "verdict"]
