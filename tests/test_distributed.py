@@ -14,6 +14,12 @@ Measured on a 2-core CPU, smoke preset, 6 steps (float32):
       multiplied by 1 + 1e-6 noise. AdamW divides each gradient element by its own running
       size, so elements that are mostly rounding take full steps: that early training is
       sensitive to the last bits of its gradients.
+    * the same happens, rarely, on other CPUs even without them: on one CI machine a resumed run
+      ended 3.3e-3 apart (max abs) from the one-process run, which is about the learning rate
+      times the 3 resumed steps, so a handful of elements took full steps of opposite sign.
+      The tests therefore count the elements that moved apart (more than 1e-4) rather than
+      take the largest gap: a real resume error moves nearly all of them (AdamW's moments
+      zeroed at the resume: 93 % of the elements more than 1e-4 apart, max 2.7e-2).
 """
 
 from __future__ import annotations
@@ -59,12 +65,13 @@ def _torchrun(*args: str) -> str:
     return done.stdout
 
 
-def _weights_differ(a: Path, b: Path) -> float:
-    """Largest absolute difference between the floating tensors of two checkpoints' nets."""
+def _share_apart(a: Path, b: Path, tol: float = 1e-4) -> float:
+    """Share of the floating weights of two checkpoints' nets that are more than ``tol`` apart."""
     net_a, net_b = read_checkpoint(a)["net"], read_checkpoint(b)["net"]
     assert net_a.keys() == net_b.keys()
-    return max((net_a[k] - net_b[k]).abs().max().item() for k in net_a
-               if net_a[k].is_floating_point())
+    gaps = torch.cat([(net_a[k] - net_b[k]).abs().flatten() for k in net_a
+                      if net_a[k].is_floating_point()])
+    return (gaps > tol).double().mean().item()
 
 
 def _rows(path: Path) -> list[dict]:
@@ -101,13 +108,13 @@ def test_two_processes_resume_a_one_process_run_and_match_it(runs):
     _torchrun(str(helper), json.dumps({**EXACT, "steps": STEPS}), str(out), str(runs["cache"]),
               "auto")
     assert read_checkpoint(out / "last.pt")["step"] == STEPS
-    assert _weights_differ(out / "last.pt", runs["single"] / "last.pt") < 1e-4  # measured 7e-7
+    assert _share_apart(out / "last.pt", runs["single"] / "last.pt") < 0.01  # measured 0
     # the last row (loss of step 6 alone, validation after it) is comparable; earlier rows
     # average over other spans (the 3-step run logged its end)
     mine, theirs = _rows(out / "last.pt")[-1], _rows(runs["single"] / "last.pt")[-1]
     assert mine["step"] == theirs["step"] == STEPS
     for key in ("loss_total", "val_total_mm", "val_nme_pct"):
-        assert mine[key] == pytest.approx(theirs[key], rel=1e-5), key
+        assert mine[key] == pytest.approx(theirs[key], rel=1e-3), key
 
 
 @pytest.mark.slow
@@ -123,10 +130,10 @@ def test_torchrun_cli_trains_the_smoke_preset_like_one_process(runs):
     ours, reference = _rows(out / "last.pt"), _rows(runs["preset"] / "last.pt")
     for mine, theirs in zip(ours, reference, strict=True):
         if "loss_total" in theirs:
-            assert mine["loss_total"] == pytest.approx(theirs["loss_total"], rel=1e-4)
+            assert mine["loss_total"] == pytest.approx(theirs["loss_total"], rel=1e-3)
         if "val_total_mm" in theirs:
-            assert mine["val_total_mm"] == pytest.approx(theirs["val_total_mm"], rel=1e-4)
-    assert _weights_differ(out / "last.pt", runs["preset"] / "last.pt") < 1e-4
+            assert mine["val_total_mm"] == pytest.approx(theirs["val_total_mm"], rel=1e-3)
+    assert _share_apart(out / "last.pt", runs["preset"] / "last.pt") < 0.01  # measured 0
 
 
 def test_one_process_without_torchrun(monkeypatch):
