@@ -1,6 +1,13 @@
 """Real photos (notebook 08): decode, detect, reconstruct, place the mesh, score against
 annotations. The pictures of them are drawn by :mod:`e2far_lite.ui.photo_view`."""
 
+from .contour import (
+    CONTOUR_BAND_MM,
+    CONTOUR_INNER,
+    JAW_CONTOUR,
+    contour_candidates,
+    contour_landmarks,
+)
 from .detect import (
     CASCADE_BOX,
     CASCADE_BOX_SYNTHETIC,
@@ -42,6 +49,8 @@ __all__ = [
     "Box",
     "BoxConvention",
     "CASCADE_BOX",
+    "CONTOUR_BAND_MM",
+    "CONTOUR_INNER",
     "CASCADE_BOX_SYNTHETIC",
     "CropBox",
     "DETECTORS",
@@ -50,11 +59,14 @@ __all__ = [
     "HIDDEN_GREY",
     "HOG_BOX",
     "HOG_THRESHOLD",
+    "JAW_CONTOUR",
     "LANDMARK_BOX",
     "LandmarkNME",
     "MIN_SIDE",
     "Reconstruction",
     "box_convention",
+    "contour_candidates",
+    "contour_landmarks",
     "crop_box",
     "cut_crop",
     "default_detector",

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ..model.morphable_model import MorphableModel
 from ..render.camera import rotation_matrix, weak_perspective_project
 from ..train.configs import TrainConfig
+from .contour import contour_landmarks
 from .detect import (
     LANDMARK_BOX,
     Box,
@@ -42,8 +43,9 @@ from .detect import (
 from .images import load_image
 
 #: Refining passes by default: one. On the development faces a second crop around the first
-#: pass's landmarks cut the NME from detected boxes by a tenth, a third pass changed it by under
-#: 0.05 points (README, "Real photographs").
+#: pass's landmarks cut the NME from detected boxes by a seventh (5.22 -> 4.51 %), a third pass
+#: by 0.06 points more (``data/detector_study.json``, README "Real photographs"): too little,
+#: on the faces it would be chosen on, to make the default.
 REFINE = 1
 
 
@@ -117,7 +119,9 @@ class Reconstruction:
         photo_vertices: (V, 3) the posed face in photo pixels: x right, y down (like the
             photo), z toward the camera in the same pixel units (weak perspective: depth is
             ``scale`` x the rotated model's z; its zero is the model origin's depth).
-        landmarks2d: (68, 2) photo px, the model's landmarks projected (NaN where undefined).
+        landmarks2d: (68, 2) photo px, the model's landmarks projected (NaN where undefined),
+            the jaw line's on the face's silhouette as photos are annotated
+            (:func:`~e2far_lite.photo.contour_landmarks`).
     """
 
     box: Box
@@ -238,7 +242,9 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
         if last:
             crops = [_landmark_crop(lm, config, crop)
                      for lm, crop in zip(landmarks, crops, strict=True)]
-    vertices = model(a_id.to(where), a_exp.to(where)).cpu()
+    vertices = model(a_id.to(where), a_exp.to(where))
+    landmarks = contour_landmarks(vertices, torch.stack(photo_poses).to(where), model).cpu()
+    vertices = vertices.cpu()
     return [Reconstruction(
         box=box, crop=crop, image=images[i], a_id=a_id[i], a_exp=a_exp[i], pose=pose[i],
         photo_pose=photo_poses[i], vertices=vertices[i],
