@@ -71,7 +71,10 @@ def test_a_turned_face_puts_its_far_jaw_on_the_outline(default_model, yaw):
 
 
 def test_a_batch_is_each_face_alone(default_model):
-    vertices, pose = _mean_face(default_model, 3), _pose(0.0, 3)
+    g = torch.Generator().manual_seed(0)
+    vertices = default_model(torch.randn(3, default_model.num_id, generator=g),
+                             0.5 * torch.randn(3, default_model.num_exp, generator=g))
+    pose = _pose(0.0, 3)
     pose[:, 0] = torch.tensor([-0.5, 0.0, 0.6])
     pose[:, 5] = torch.tensor([0.5, 1.0, 2.0])
     together = photo.contour_landmarks(vertices, pose, default_model)
@@ -85,7 +88,26 @@ def test_a_batch_is_each_face_alone(default_model):
     (torch.zeros(1, 6706, 3, dtype=torch.int64), torch.zeros(1, 6),
      r"vertices: expected a floating-point dtype, got torch.int64"),
     (torch.zeros(2, 6706, 3), torch.zeros(1, 6), r"pose: expected shape \(2, 6\), got \(1, 6\)"),
+    (torch.zeros(1, 6706, 3), torch.zeros(1, 6, dtype=torch.float64),
+     r"pose: expected torch.float32 on cpu like vertices, got torch.float64 on cpu"),
 ])
 def test_bad_input_names_the_argument(default_model, vertices, pose, message):
     with pytest.raises(ValueError, match=message):
         photo.contour_landmarks(vertices, pose, default_model)
+
+
+def test_a_face_turned_side_on_keeps_its_fixed_jaw(default_model):
+    """At a yaw of exactly 90 degrees the model's x axis has no image direction."""
+    vertices, pose = _mean_face(default_model), _pose(90.0)
+    torch.testing.assert_close(photo.contour_landmarks(vertices, pose, default_model),
+                               _fixed(default_model, vertices, pose))
+
+
+def test_other_frontal_faces_move_their_jaw_by_a_millimetre_at_most(default_model):
+    g = torch.Generator().manual_seed(1)
+    vertices = default_model(torch.randn(16, default_model.num_id, generator=g),
+                             0.5 * torch.randn(16, default_model.num_exp, generator=g))
+    pose = _pose(0.0, 16)  # 1 px per mm
+    moved = photo.contour_landmarks(vertices, pose, default_model) - _fixed(
+        default_model, vertices, pose)
+    assert float(moved.norm(dim=-1).max()) < 1.5

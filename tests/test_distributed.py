@@ -17,9 +17,9 @@ Measured on a 2-core CPU, smoke preset, 6 steps (float32):
     * the same happens, rarely, on other CPUs even without them: on one CI machine a resumed run
       ended 3.3e-3 apart (max abs) from the one-process run, which is about the learning rate
       times the 3 resumed steps, so a handful of elements took full steps of opposite sign.
-      The tests therefore count the elements that moved apart (more than 1e-4) rather than
-      take the largest gap: a real resume error moves nearly all of them (AdamW's moments
-      zeroed at the resume: 93 % of the elements more than 1e-4 apart, max 2.7e-2).
+      The tests therefore count, tensor by tensor, the elements that moved apart (more than
+      1e-4) rather than take the largest gap: a real resume error moves most of them (AdamW's
+      moments zeroed at the resume: 93 % of the elements more than 1e-4 apart, max 2.7e-2).
 """
 
 from __future__ import annotations
@@ -65,13 +65,14 @@ def _torchrun(*args: str) -> str:
     return done.stdout
 
 
-def _share_apart(a: Path, b: Path, tol: float = 1e-4) -> float:
-    """Share of the floating weights of two checkpoints' nets that are more than ``tol`` apart."""
+def _tensors_apart(a: Path, b: Path, tol: float = 1e-4) -> list[str]:
+    """The floating tensors of two checkpoints' nets with more than a few elements (4, or 2 %
+    of the tensor) over ``tol`` apart: a rounding-level flip moves a handful of elements, an
+    error in what a run restores moves most of a tensor."""
     net_a, net_b = read_checkpoint(a)["net"], read_checkpoint(b)["net"]
     assert net_a.keys() == net_b.keys()
-    gaps = torch.cat([(net_a[k] - net_b[k]).abs().flatten() for k in net_a
-                      if net_a[k].is_floating_point()])
-    return (gaps > tol).double().mean().item()
+    return [k for k in net_a if net_a[k].is_floating_point()
+            and int(((net_a[k] - net_b[k]).abs() > tol).sum()) > max(4, 0.02 * net_a[k].numel())]
 
 
 def _rows(path: Path) -> list[dict]:
@@ -108,7 +109,7 @@ def test_two_processes_resume_a_one_process_run_and_match_it(runs):
     _torchrun(str(helper), json.dumps({**EXACT, "steps": STEPS}), str(out), str(runs["cache"]),
               "auto")
     assert read_checkpoint(out / "last.pt")["step"] == STEPS
-    assert _share_apart(out / "last.pt", runs["single"] / "last.pt") < 0.01  # measured 0
+    assert _tensors_apart(out / "last.pt", runs["single"] / "last.pt") == []
     # the last row (loss of step 6 alone, validation after it) is comparable; earlier rows
     # average over other spans (the 3-step run logged its end)
     mine, theirs = _rows(out / "last.pt")[-1], _rows(runs["single"] / "last.pt")[-1]
@@ -133,7 +134,7 @@ def test_torchrun_cli_trains_the_smoke_preset_like_one_process(runs):
             assert mine["loss_total"] == pytest.approx(theirs["loss_total"], rel=1e-3)
         if "val_total_mm" in theirs:
             assert mine["val_total_mm"] == pytest.approx(theirs["val_total_mm"], rel=1e-3)
-    assert _share_apart(out / "last.pt", runs["preset"] / "last.pt") < 0.01  # measured 0
+    assert _tensors_apart(out / "last.pt", runs["preset"] / "last.pt") == []
 
 
 def test_one_process_without_torchrun(monkeypatch):

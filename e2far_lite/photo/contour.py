@@ -12,8 +12,10 @@ on the model's mean shape:
   :data:`CONTOUR_BAND_MM` of its height, on its side of the face, between
   :data:`CONTOUR_INNER` of its distance from the midline and its own vertex;
 * for a posed face, the candidate that projects furthest out along the image direction of the
-  model's x axis (towards that landmark's side) is the silhouette point. Seen from the front
-  that is the jaw vertex itself, so frontal faces keep their landmarks.
+  model's x axis (towards that landmark's side) is the silhouette point. For the mean shape
+  seen from the front that is the jaw vertex itself; other frontal faces move a jaw point by
+  about a millimetre at most. Where the x axis points at the camera (yaw of exactly ±90°) it
+  has no image direction, and the fixed vertices stay.
 
 Only the 2D landmarks of photos use it (:func:`~e2far_lite.photo.reconstruct_faces`); training,
 synthetic scores and the crop that refining cuts keep the fixed vertices the network learnt.
@@ -72,10 +74,17 @@ def contour_landmarks(vertices: Tensor, pose: Tensor, model: MorphableModel) -> 
         (B, 68, 2) pixels: the fixed landmarks projected, except the points of
         :data:`JAW_CONTOUR`, each the candidate of :func:`contour_candidates` furthest out on
         its side of the face; NaN where the model has no such landmark.
+
+    Raises:
+        ValueError: naming ``vertices`` or ``pose`` for a wrong shape, an integer dtype, or a
+            ``pose`` of another dtype or device than ``vertices``.
     """
     check_shape(vertices, "vertices", (None, model.num_vertices, 3))
     check_floating(vertices, "vertices")
     check_shape(pose, "pose", (vertices.shape[0], 6))
+    if pose.dtype != vertices.dtype or pose.device != vertices.device:
+        raise ValueError(f"pose: expected {vertices.dtype} on {vertices.device} like vertices, "
+                         f"got {pose.dtype} on {pose.device}")
     idx = model.landmarks.clamp(min=0).to(vertices.device)
     points = weak_perspective_project(vertices[:, idx], pose)
     points = torch.where(model.landmark_mask.to(vertices.device)[None, :, None], points,
@@ -83,12 +92,16 @@ def contour_landmarks(vertices: Tensor, pose: Tensor, model: MorphableModel) -> 
     # the image direction of the model's x axis, per face (the projection is linear)
     axis = weak_perspective_project(pose.new_tensor([[0.0, 0, 0], [1.0, 0, 0]]).expand(
         len(pose), 2, 3), pose)
-    along = torch.nn.functional.normalize(axis[:, 1] - axis[:, 0], dim=-1)  # (B, 2)
+    axis = axis[:, 1] - axis[:, 0]  # (B, 2) px per mm of x
+    along = torch.nn.functional.normalize(axis, dim=-1)
+    # 1 mm of x shows as under 1e-4 of what it would face-on: the axis points at the camera
+    seen = axis.norm(dim=-1) > 1e-4 * pose[:, 5].abs()  # (B,)
     for j, line in contour_candidates(model).items():
         side = 1.0 if float(model.mean[int(model.landmarks[j]), 0]) >= 0 else -1.0
         projected = weak_perspective_project(vertices[:, line.to(vertices.device)], pose)
         best = (side * (projected * along[:, None]).sum(-1)).argmax(1)  # (B,)
-        points[:, j] = projected[torch.arange(len(pose)), best]
+        outline = projected[torch.arange(len(pose)), best]
+        points[:, j] = torch.where(seen[:, None], outline, points[:, j])
     return points
 
 
