@@ -1,73 +1,103 @@
-"""The paper's two design claims with three times the recipe study's training: the base recipe,
-no fusion and single task, three seeds each, 120,000 fresh faces per run (the ``cpu-long`` plan
-of :mod:`e2far_lite.analysis.study`). Writes ``data/ablation_study.json``; notebook 06 and the
-README read it beside the recipe study's 40,000-face runs.
+"""The paper's two design claims with more training and more seeds than the recipe study: the
+base recipe, no fusion and single task, each scored on the same 256 test faces.
 
-Run from the repository root. On a 2-core CPU, two processes of one thread each (about 70 min):
+Two plans of :mod:`e2far_lite.analysis.study`:
+
+* ``cpu-long`` writes ``data/ablation_study.json``: 64 px, 120,000 fresh faces per run (three
+  times the recipe study's), six seeds. A run takes about 6 minutes on one core of an Intel
+  Xeon; two processes take about an hour.
+* ``cpu-96`` writes ``data/ablation_study_96px.json``: 96 px, where pool4 is a 6 x 6 map
+  instead of 4 x 4 (more room for fusion to act), 40,000 faces per run, five seeds. About 5
+  minutes a run; two processes take about 40 minutes.
+
+Notebook 06 and the README read both beside the recipe study's 40,000-face runs.
+
+Run from the repository root. On a 2-core CPU, two processes of one thread each:
 
     export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
-    python data/ablation_study.py --part a &
-    python data/ablation_study.py --part b
-    wait; python data/ablation_study.py --merge
+    python data/ablation_study.py --plan cpu-long --part 1/2 &
+    python data/ablation_study.py --plan cpu-long --part 2/2
+    wait; python data/ablation_study.py --plan cpu-long --merge
 
-One process alone (``--part all``) runs all nine, about twice as long. An interrupted part
-continues where it stopped.
+``--part K/N`` trains every N-th run from the K-th, into a file of its own under
+``runs/ablation_parts/``; an interrupted part continues where it stopped. ``--part 1/1`` runs
+them all in one process, about twice as long. ``--merge`` joins whatever parts are there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from e2far_lite.analysis.study import claims, merge_studies, run_study, summary
 from e2far_lite.evaluate.scores import write_json
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "ablation_study.json"
 LEVERS = ("base", "no_fusion", "single_task")
-# two halves of about equal work: a base run costs about 1.5 runs of the other two
-PARTS = {
-    "a": ("base/seed0", "base/seed1", "no_fusion/seed0", "single_task/seed0"),
-    "b": ("base/seed2", "no_fusion/seed1", "no_fusion/seed2", "single_task/seed1",
-          "single_task/seed2"),
+#: plan -> (the study's file, its seeds)
+STUDIES = {
+    "cpu-long": (HERE / "ablation_study.json", (0, 1, 2, 3, 4, 5)),
+    "cpu-96": (HERE / "ablation_study_96px.json", (0, 1, 2, 3, 4)),
 }
 
 
-def part_file(part: str) -> Path:
-    return Path("runs") / f"ablation_study_{part}.json"
+def parts_dir(plan: str) -> Path:
+    return Path("runs") / "ablation_parts" / plan
+
+
+def run_names(plan: str) -> list[str]:
+    """Every run of ``plan``, lever by lever."""
+    return [f"{lever}/seed{seed}" for lever in LEVERS for seed in STUDIES[plan][1]]
+
+
+def runs_of_part(plan: str, k: int, n: int) -> tuple[str, ...]:
+    """Every n-th run of ``plan`` from the k-th (1-based): each part gets its share of every
+    lever (runs are seeded, so how they are shared out does not change them)."""
+    return tuple(run_names(plan)[k - 1::n])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", choices=tuple(STUDIES), required=True)
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--part", choices=(*PARTS, "all"), help="the runs this process trains")
-    which.add_argument("--merge", action="store_true",
-                       help=f"join the parts into {OUT.relative_to(HERE.parent)}")
+    which.add_argument("--part", metavar="K/N", help="train the K-th of N shares of the runs")
+    which.add_argument("--merge", action="store_true", help="join the parts into the study file")
     args = parser.parse_args()
+    out, seeds = STUDIES[args.plan]
+    folder = parts_dir(args.plan)
     if args.merge:
-        missing = [str(part_file(p)) for p in PARTS if not part_file(p).is_file()]
-        if missing:
-            raise SystemExit(f"--merge: expected the parts' files, missing {missing}")
-        study = merge_studies([json.loads(part_file(p).read_text()) for p in PARTS])
-        study["command"] = ("OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python "
-                            "data/ablation_study.py --part a & --part b; --merge")
-        write_json(OUT, study)
-        table = summary(study, "expression_mm")
-        for name, row in table.items():
-            print(f"{name:12s} expression {row['mean']:.3f} ± {row['std']:.3f} mm "
-                  f"({row['seeds']} seeds)")
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            raise SystemExit(f"--merge: expected part files in {folder}, found none")
+        study = merge_studies([json.loads(f.read_text()) for f in files])
+        missing = [name for name in run_names(args.plan) if name not in study["runs"]]
+        if missing:  # a part still running, stopped, or never started: write nothing
+            raise SystemExit(f"--merge: expected all {len(run_names(args.plan))} runs of "
+                             f"{args.plan} in {folder}, missing {missing}")
+        study["command"] = (f"OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/ablation_study.py "
+                            f"--plan {args.plan} --part K/N (N processes); --merge")
+        study["parts"] = [f.name for f in files]
+        write_json(out, study)
+        for figure in ("expression_mm", "total_sim_mm"):
+            for name, row in summary(study, figure).items():
+                print(f"{name:12s} {figure} {row['mean']:.3f} ± {row['std']:.3f} mm "
+                      f"({row['seeds']} seeds)")
         for row in claims(study):
             print(f"{row['claim']}: {row['difference_mm']:+.3f} ± {row['ci95_mm']:.3f} mm, "
                   f"{row['verdict']}")
-        print(f"wrote {OUT}")
+        print(f"wrote {out}")
         return
-    only = None if args.part == "all" else PARTS[args.part]
-    out = OUT if args.part == "all" else part_file(args.part)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    run_study(out, plan="cpu-long", levers=LEVERS, runs_dir="runs/ablation",
-              cache_dir="runs/cache", only=only)
+    match = re.fullmatch(r"(\d+)/(\d+)", args.part)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise SystemExit(f"--part: expected K/N with 1 <= K <= N, got {args.part!r}")
+    k, n = int(match[1]), int(match[2])
+    folder.mkdir(parents=True, exist_ok=True)
+    run_study(folder / f"part{k}of{n}.json", plan=args.plan, levers=LEVERS,
+              runs_dir=f"runs/ablation/{args.plan}", cache_dir="runs/cache",
+              only=runs_of_part(args.plan, k, n), seeds=seeds)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -91,7 +92,7 @@ def test_a_study_shared_between_processes_merges_into_one(tmp_path):
     first = run_study(tmp_path / "a.json", only=("base/seed0", "no_fusion/seed0"), **kwargs)
     assert sorted(first["runs"]) == ["base/seed0", "no_fusion/seed0"]
     torch.set_num_threads(first["threads"])  # numba's thread pool may have changed them
-    second = run_study(tmp_path / "b.json", only=("base/seed1", "no_fusion/seed1"), **kwargs)
+    second = run_study(tmp_path / "b.json", seeds=(1,), **kwargs)  # replaces each lever's seeds
     merged = merge_studies([first, second])
     assert sorted(merged["runs"]) == ["base/seed0", "base/seed1", "no_fusion/seed0",
                                       "no_fusion/seed1"]
@@ -109,10 +110,23 @@ def test_a_study_shared_between_processes_merges_into_one(tmp_path):
         merge_studies([])
 
 
+@pytest.mark.parametrize("seeds", [(), (-1,), (0, 1.5), (True,)])
+def test_a_study_names_bad_seeds(tmp_path, seeds):
+    with pytest.raises(ValueError, match=r"seeds: expected whole numbers >= 0, got"):
+        run_study(tmp_path / "s.json", plan="smoke", levers=("base",), seeds=seeds)
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_the_long_ablation_plan_triples_the_faces():
     long, short = PLANS["cpu-long"], PLANS["cpu"]
     assert long.steps * long.batch_size == 3 * short.steps * short.batch_size == 120_000
     assert (long.image_size, long.val_size, long.test_size) == (64, 256, 256)
+
+
+def test_the_96_px_ablation_plan_changes_only_the_input_size():
+    assert PLANS["cpu-96"] == dataclasses.replace(PLANS["cpu"], image_size=96)
+    config = lever_config("no_fusion", 0, PLANS["cpu-96"])
+    assert config.image_size == 96 and not config.net.fusion_enabled
 
 
 def test_committed_study_has_every_lever_and_the_readme_shows_its_figures():
@@ -127,3 +141,18 @@ def test_committed_study_has_every_lever_and_the_readme_shows_its_figures():
         assert row["seeds"] >= 2, name
         assert f"| {row['mean']:.3f} ± {row['std']:.3f} mm |" in readme, name
         assert f"{expression[name]['mean']:.3f} ± {expression[name]['std']:.3f} mm" in readme, name
+
+
+@pytest.mark.parametrize(("name", "seeds"), [("ablation_study.json", 6),
+                                             ("ablation_study_96px.json", 5)])
+def test_committed_ablations_have_their_seeds_and_the_readme_states_each_claim(name, seeds):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    study = json.loads((root / "data" / name).read_text())
+    readme = (root / "README.md").read_text()
+    rows = summary(study, "expression_mm")
+    assert {lever: row["seeds"] for lever, row in rows.items()} == dict.fromkeys(
+        ("base", "no_fusion", "single_task"), seeds)
+    for row in claims(study):
+        assert f"{row['difference_mm']:+.3f} ± {row['ci95_mm']:.3f} mm" in readme, row["claim"]

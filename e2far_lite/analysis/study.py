@@ -82,9 +82,13 @@ class StudyPlan:
 PLANS = {
     "cpu": StudyPlan(steps=1250, batch_size=32, val_every=250, val_size=256, test_size=256),
     # the ablation at three times the faces (data/ablation_study.py): base, no fusion, single
-    # task, three seeds each, 120,000 faces per run
+    # task, six seeds each, 120,000 faces per run
     "cpu-long": StudyPlan(steps=3750, batch_size=32, val_every=750, val_size=256,
                           test_size=256),
+    # the ablation at 96 px, where pool4 is 6 x 6 (data/ablation_study.py): five seeds each,
+    # the recipe study's 40,000 faces per run
+    "cpu-96": StudyPlan(steps=1250, batch_size=32, val_every=250, val_size=256, test_size=256,
+                        image_size=96),
     "smoke": StudyPlan(steps=4, batch_size=4, val_every=2, val_size=8, test_size=8),
 }
 
@@ -112,18 +116,26 @@ def lever_config(name: str, seed: int, plan: StudyPlan) -> TrainConfig:
 
 def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...] | None = None,
               runs_dir: str | os.PathLike = "runs/study", cache_dir: str | None = None,
-              progress: bool = True, only: Collection[str] | None = None) -> dict[str, Any]:
+              progress: bool = True, only: Collection[str] | None = None,
+              seeds: Sequence[int] | None = None) -> dict[str, Any]:
     """Train every (lever, seed) run of ``plan`` and write the results to ``out`` (JSON).
 
     Runs already in ``out`` (same plan and settings) are kept, so an interrupted study
     continues. Each run
     records its validation curve (faces seen against the shape figures) and its test figures.
     ``only`` keeps the runs named ``"lever/seedN"`` (to share a study between processes, each
-    writing its own ``out``; :func:`merge_studies` joins them).
+    writing its own ``out``; :func:`merge_studies` joins them). ``seeds``, when given, replaces
+    every lever's own seeds.
     """
+    if seeds is not None and (not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ValueError(f"seeds: expected whole numbers >= 0, got {seeds!r}")
+
+    def seeds_of(name: str) -> tuple[int, ...]:
+        return tuple(seeds) if seeds is not None else LEVERS[name].seeds
+
     if only is not None:
-        known = {f"{name}/seed{seed}" for name in (levers or LEVERS)
-                 for seed in LEVERS[name].seeds}
+        known = {f"{name}/seed{seed}" for name in (levers or LEVERS) for seed in seeds_of(name)}
         unknown = sorted(set(only) - known)
         if unknown:
             raise ValueError(f"only: expected runs among {sorted(known)}, got {unknown}")
@@ -139,7 +151,7 @@ def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...]
         if old.get("plan") == plan and old.get("settings") == results["settings"]:
             results["runs"] = old["runs"]
     for name in levers or tuple(LEVERS):
-        for seed in LEVERS[name].seeds:
+        for seed in seeds_of(name):
             key = f"{name}/seed{seed}"
             if key in results["runs"] or (only is not None and key not in only):
                 continue
