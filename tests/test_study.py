@@ -20,7 +20,7 @@ from e2far_lite.analysis.study import (
     verdict,
 )
 from e2far_lite.synth.faces import DataConfig
-from e2far_lite.ui.plots import plot_study
+from e2far_lite.ui.plots import plot_claims, plot_study
 
 
 def test_levers_change_one_thing():
@@ -156,3 +156,19 @@ def test_committed_ablations_have_their_seeds_and_the_readme_states_each_claim(n
         ("base", "no_fusion", "single_task"), seeds)
     for row in claims(study):
         assert f"{row['difference_mm']:+.3f} ± {row['ci95_mm']:.3f} mm" in readme, row["claim"]
+
+
+def test_plot_claims_draws_each_studys_differences_with_their_intervals():
+    from pathlib import Path
+
+    study = json.loads((Path(__file__).resolve().parents[1] / "data" / "ablation_study_96px.json")
+                       .read_text())
+    rows = claims(study)
+    fig = plot_claims({"one": study, "again": study})
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2  # an errorbar set per study
+    for bars in ax.containers:
+        assert list(bars.lines[0].get_xdata()) == pytest.approx(
+            [row["difference_mm"] for row in rows])
+    assert [t.get_text() for t in ax.get_yticklabels()] == [row["claim"] for row in rows]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["one", "again"]

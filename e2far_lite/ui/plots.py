@@ -264,6 +264,32 @@ def plot_study(results: dict, path: str | os.PathLike | None = None):
     return fig
 
 
+def plot_claims(studies: dict[str, dict]):
+    """The paper's claims in each study (``{label: results of run_study}``): per claim of
+    :func:`~e2far_lite.analysis.claims`, the paired difference in expression error (variant
+    minus base, mm) with its 95 % interval, one colour per study. A bar across the grey line at
+    0 is no detectable effect; a point right of it says the design choice helps. Returns the
+    matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    from ..analysis.study import claims
+
+    fig, ax = plt.subplots(figsize=(8.5, 0.8 + 0.6 * len(studies)), constrained_layout=True)
+    names: list[str] = []
+    for k, (label, study) in enumerate(studies.items()):
+        rows = claims(study)
+        names = [row["claim"] for row in rows]
+        offset = 0.2 * (k - (len(studies) - 1) / 2)  # the studies side by side around a claim
+        ax.errorbar([row["difference_mm"] for row in rows], [i + offset for i in range(len(rows))],
+                    xerr=[row["ci95_mm"] for row in rows], fmt="o", capsize=4, label=label)
+    ax.axvline(0.0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("expression error without the choice minus with it (mm)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the bars
+    return fig
+
+
 def error_heatmap(model_or_triangles, vertices: Tensor, errors: Tensor, title: str = "",
                   cmax: float | None = None, colorscale: str = "Inferno", **kwargs):
     """A plotly figure of one mesh coloured by per-vertex error, colour bar in mm.
@@ -328,7 +354,8 @@ def plot_history(history: list[dict[str, float]], baseline: dict[str, float] | N
 
 
 __all__ = ["mesh_trace", "mesh_figure", "image_grid", "to_numpy_image", "pipeline_diagram",
-           "image_row", "error_colors", "error_colorbar", "plot_study", "error_heatmap",
+           "image_row", "error_colors", "error_colorbar", "plot_study", "plot_claims",
+           "error_heatmap",
            "plot_history"]
 
 
