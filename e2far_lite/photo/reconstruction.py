@@ -237,11 +237,11 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
         photo_poses = [torch.cat([pose[i, :3], crop.to_photo(pose[i, 3:5], size),
                                   pose[i, 5:6] * (crop.side / size)])
                        for i, crop in enumerate(crops)]
-        landmark_points = model.landmark_points(a_id.to(where), a_exp.to(where)).cpu()
-        landmarks = weak_perspective_project(landmark_points, torch.stack(photo_poses))
-        if last:
+        if last:  # the next crop frames the fixed landmarks, as training crops did
+            points = model.landmark_points(a_id.to(where), a_exp.to(where)).cpu()
+            fixed = weak_perspective_project(points, torch.stack(photo_poses))
             crops = [_landmark_crop(lm, config, crop)
-                     for lm, crop in zip(landmarks, crops, strict=True)]
+                     for lm, crop in zip(fixed, crops, strict=True)]
     vertices = model(a_id.to(where), a_exp.to(where))
     landmarks = contour_landmarks(vertices, torch.stack(photo_poses).to(where), model).cpu()
     vertices = vertices.cpu()
