@@ -76,7 +76,7 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
     The ablation and the probes read all N faces, gradient × activation the first
     ``attribution_faces`` (as the notebook's cells do). On the shipped network the mean
     ablation's ranking of pool4 and pool5 changed with the faces when it read 64 of them; on
-    768 it held for three sets of faces (notebook 07).
+    768 it held on both of notebook 07's face sets.
 
     Args:
         net, model: the network and its model.
