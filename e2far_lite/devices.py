@@ -38,6 +38,13 @@ def describe(device: torch.device | str | None = None) -> str:
     return f"{device.type}: {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX tiles): there, bf16
+    autocast trains convolutions about 1.6x faster; elsewhere bf16 is emulated and slower."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work (for honest timings)."""
     if device.type == "cuda":

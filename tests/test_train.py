@@ -69,6 +69,34 @@ def test_lr_schedule_warms_up_then_decays():
     assert lrs[-1] == pytest.approx(0.1)
 
 
+def test_amp_on_a_cpu_is_bf16_only_where_the_cpu_multiplies_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    assert train_module.amp_dtype(get_config("smoke"), cpu) is None  # amp off: float32
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: True)
+    assert train_module.amp_dtype(get_config("smoke", amp=True), cpu) == torch.bfloat16
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: False)
+    assert train_module.amp_dtype(get_config("smoke", amp=True), cpu) is None
+
+
+def test_bf16_autocast_on_a_cpu_trains_like_float32(tmp_path, monkeypatch):
+    # forced on, whatever this CPU has: bf16 is emulated where it is not native (slow, but right)
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: True)
+    runs = {amp: train(_tiny(amp=amp, steps=12), tmp_path / str(amp), device="cpu",
+                       progress=False, cache_dir=tmp_path / "cache")
+            for amp in (False, True)}
+    float32, bf16 = runs[False].history, runs[True].history
+    assert [r["step"] for r in bf16] == [r["step"] for r in float32]
+    # the same faces, weights and steps: bf16's rounding moves the loss by a little, not more
+    assert sum("loss_total" in r for r in bf16) >= 5
+    for a, b in zip(float32, bf16, strict=True):
+        if "loss_total" in a:
+            assert b["loss_total"] == pytest.approx(a["loss_total"], rel=0.05)
+    assert bf16[-1]["val_total_mm"] == pytest.approx(float32[-1]["val_total_mm"], rel=0.02)
+    # the saved weights are float32 (autocast keeps float32 master weights)
+    weights = read_checkpoint(runs[True].paths["last"])["net"]
+    assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float32}
+
+
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
     config = _tiny()

@@ -114,6 +114,7 @@ class E2FARNet(nn.Module):
         offsets from the crop centre in units of the crop side S; scale = scale_init *
         exp(raw[:, 5]) px/mm, always positive.
         """
+        raw = raw.float()  # in float32 under autocast too: 0.5 + raw in bf16 is 0.2 px coarse
         size = self.config.image_size
         centre = size * (0.5 + raw[:, 3:5])
         scale = self.scale_init * torch.exp(raw[:, 5:6])

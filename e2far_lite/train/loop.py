@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..devices import default_device
+from ..devices import cpu_has_fast_bf16, default_device
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
 from ..paths import cache_dir as default_cache_dir
@@ -90,10 +90,16 @@ def make_optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Ada
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 or fp16 on CUDA when ``config.amp``, else None (float32)."""
-    if not config.amp or device.type != "cuda":
+    """The autocast dtype when ``config.amp``: on CUDA bf16 where supported, else fp16; on a CPU
+    bf16 where it multiplies bf16 natively (:func:`~e2far_lite.devices.cpu_has_fast_bf16`);
+    otherwise None (float32)."""
+    if not config.amp:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return None
 
 
 def train_step(net: torch.nn.Module, loss_fn: MultiTaskLoss, optimizer: torch.optim.Optimizer,
