@@ -47,3 +47,11 @@ def test_render_seed_help_and_default(capsys):
         main(["render", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--seed SEED seed of the sampled faces" in text and "(default: 0)" in text
+
+
+def test_train_help_names_every_preset():
+    from e2far_lite.train.configs import PRESETS
+
+    text = " ".join(_subparsers(build_parser())["train"].format_help().split())
+    for name in PRESETS:
+        assert re.search(rf"\b{re.escape(name)}\b[,)( ]", text), name

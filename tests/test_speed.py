@@ -68,7 +68,9 @@ def test_inference_latency_and_matmul_peak():
 @pytest.fixture()
 def tiny_report_setup(monkeypatch):
     """speed_report on the smoke net at 32 px and a quarter-width MobileNet: seconds."""
-    monkeypatch.setattr(speed, "get_config", lambda name: get_config("smoke", image_size=32))
+    monkeypatch.setattr(speed, "get_config",
+                        lambda name, **kw: get_config(
+                            "smoke", **{"image_size": 32, "amp": name == "cpu-2h", **kw}))
     monkeypatch.setattr(speed, "MobileNetV1", lambda: MobileNetV1(width=0.25))
     monkeypatch.setattr(speed, "INPUT_SIZE", 32)
     monkeypatch.setattr(speed, "matmul_peak", lambda device, size=None, dtype=None,
@@ -81,10 +83,13 @@ def test_speed_report_has_every_figure(tiny_report_setup):
     assert lines and report["repeats"] == 1
     assert set(report) == {"device", "repeats", "peak_gflops", "rendering", "training",
                            "inference"}
-    assert set(report["training"]) == {"default", "cpu-quick"}
+    # the shipped preset's bf16 autocast is timed against float32 where this CPU has bf16
+    bf16 = speed.amp_dtype(get_config("smoke", amp=True), CPU) is not None
+    assert set(report["training"]) == {"default", "cpu-quick", "cpu-2h"} | (
+        {"cpu-2h float32"} if bf16 else set())
     assert set(report["inference"]) == {"E2FARNet default", "E2FARNet cpu-quick",
                                         "E2FARNet cpu-full", "MobileNetV1 (3DDFA_V2)"}
-    _positive(report["peak_gflops"], {"float32"})
+    _positive(report["peak_gflops"], {"float32"} | ({"bfloat16"} if bf16 else set()))
     for figures in report["inference"].values():
         _positive(figures, {"image_size", "params", "macs", "ms_per_image_b1",
                             "ms_per_image_b64", "unfolded_ms_per_image_b1",

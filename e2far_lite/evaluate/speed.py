@@ -7,7 +7,8 @@ Every figure is the median of repeated timings after warm-up, on the current dev
                     AdamW), and of the network part alone (what a cached pool costs)
     inference       ms per image at batch 1 and batch 64 (eval mode, no_grad), MACs, and the
                     achieved GFLOP/s (2 MACs x images/s at batch 64) against the device's peak
-    peak            GFLOP/s of one large float32 matmul (bf16 and TF32 too on CUDA)
+    peak            GFLOP/s of one large float32 matmul (TF32 too on CUDA; bf16 on CUDA and
+                    on a CPU that multiplies bf16 natively)
 
 :func:`speed_report` runs them all, with :class:`~e2far_lite.nets.MobileNetV1` (3DDFA_V2's
 regressor, 120 px) timed beside E2FARNet; :func:`format_report` prints it as a table.
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..devices import describe, synchronize
+from ..devices import cpu_has_fast_bf16, describe, synchronize
 from ..model.morphable_model import MorphableModel
 from ..nets.complexity import count_macs, count_parameters
 from ..nets.folding import for_inference
@@ -213,6 +214,7 @@ def _peaks(device: torch.device, repeats: int) -> dict[str, float]:
         torch.set_float32_matmul_precision(before)
     if device.type == "cuda":
         peaks["tf32"] = tf32_matmul_peak(device, repeats=repeats)
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
         peaks["bfloat16"] = matmul_peak(device, dtype=torch.bfloat16, repeats=repeats)
     return peaks
 
@@ -231,8 +233,10 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
 
     Returns:
         a JSON-ready dict: ``device`` (its description), ``repeats``, ``peak_gflops``
-        (``float32``; ``tf32`` and ``bfloat16`` on CUDA), ``rendering``, ``training`` (per
-        config) and ``inference`` (per network: ``image_size``, ``params``, ``macs``,
+        (``float32``; ``tf32`` on CUDA; ``bfloat16`` on CUDA and on a CPU with native bf16),
+        ``rendering``, ``training`` (per config: ``default``, ``cpu-quick``, ``gpu`` on CUDA,
+        ``cpu-2h``, and ``cpu-2h float32`` where ``cpu-2h`` runs in bf16) and
+        ``inference`` (per network: ``image_size``, ``params``, ``macs``,
         ``ms_per_image_b1``, ``ms_per_image_b64``, ``gflops`` at batch 64, ``of_peak``, the
         ratio to the float32 peak). On a CPU the ``default`` config trains at batch 16.
     """
@@ -255,6 +259,12 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
             ("cpu-quick", get_config("cpu-quick"), None)]
     if device.type == "cuda":  # the gpu preset: same net, mixed precision and channels_last
         runs.append(("gpu", get_config("gpu"), None))
+    # the one-run preset with its bf16 autocast where this device has it, and then the same
+    # steps in float32 for comparison
+    shipped = get_config("cpu-2h")
+    runs.append(("cpu-2h", shipped, None))
+    if amp_dtype(shipped, device) is not None:
+        runs.append(("cpu-2h float32", get_config("cpu-2h", amp=False), None))
     report["training"] = {}
     for name, config, size in runs:
         say(f"timing training steps of {name!r} ({config.image_size} px) ...")
@@ -265,9 +275,9 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
     nets = [(f"E2FARNet {name}", config.image_size,
              E2FARNet(model.num_id, model.num_exp, config.net))
             for name, config, _ in runs[:2]]
-    shipped = get_config("cpu-full")  # the shipped checkpoint's network (cpu-real's too)
-    nets.append(("E2FARNet cpu-full", shipped.image_size,
-                 E2FARNet(model.num_id, model.num_exp, shipped.net)))
+    full = get_config("cpu-full")  # the shipped checkpoint's network (cpu-real's, cpu-2h's)
+    nets.append(("E2FARNet cpu-full", full.image_size,
+                 E2FARNet(model.num_id, model.num_exp, full.net)))
     nets.append(("MobileNetV1 (3DDFA_V2)", INPUT_SIZE, MobileNetV1()))
     report["inference"] = {}
     for name, size, net in nets:
@@ -302,10 +312,10 @@ def format_report(report: dict[str, Any]) -> str:
                  f"{r['render_torch_per_s']:,.1f} images/s")
     lines += ["", "training steps (fresh batch + forward + backward + AdamW); net only = "
                   "forward + backward + AdamW",
-              f"  {'config':<12}{'px':>5}{'batch':>7}{'images/s':>10}{'net only':>10}"
+              f"  {'config':<16}{'px':>5}{'batch':>7}{'images/s':>10}{'net only':>10}"
               f"{'ratio':>7}"]
     for name, t in report["training"].items():
-        lines.append(f"  {name:<12}{t['image_size']:>5}{t['batch_size']:>7}"
+        lines.append(f"  {name:<16}{t['image_size']:>5}{t['batch_size']:>7}"
                      f"{t['images_per_s']:>10.1f}{t['net_images_per_s']:>10.1f}"
                      f"{t['images_per_s'] / t['net_images_per_s']:>7.2f}")
     lines += ["", "inference (eval, no_grad, for_inference: batch norm folded, channels-last;"
