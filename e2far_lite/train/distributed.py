@@ -102,8 +102,12 @@ def init(device: torch.device) -> tuple[Process, torch.device]:
 
 
 def close(proc: Process) -> None:
-    """Leave the process group if :func:`init` opened it."""
+    """Leave the process group if :func:`init` opened it, once every rank is done with it: a
+    rank that tore the group down while another still received its last broadcast could abort
+    (seen once in CI, gloo)."""
     if proc.owns_group and dist.is_initialized():
+        if proc.world_size > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
