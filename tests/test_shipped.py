@@ -81,7 +81,8 @@ def test_readme_states_the_one_run_recipe_as_measured():
     shipped = json.loads(FIGURES.read_text())
     assert run["shipped"] is False and run["faces"] == shipped["faces"]
     assert run["seed"] == shipped["seed"] and run["training"]["preset"] == "cpu-2h"
-    assert run["training"]["faces_seen"] == get_config("cpu-2h").steps * 32
+    preset = get_config("cpu-2h")
+    assert run["training"]["faces_seen"] == preset.steps * preset.batch_size
     assert run["network"]["total_sim_mm"] > shipped["network"]["total_sim_mm"]
     assert run["mean_shape"]["total_sim_mm"] == pytest.approx(  # the same test faces
         shipped["mean_shape"]["total_sim_mm"])

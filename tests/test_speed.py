@@ -83,7 +83,7 @@ def test_speed_report_has_every_figure(tiny_report_setup):
     assert lines and report["repeats"] == 1
     assert set(report) == {"device", "repeats", "peak_gflops", "rendering", "training",
                            "inference"}
-    # the shipped preset's bf16 autocast is timed against float32 where this CPU has bf16
+    # the cpu-2h preset's bf16 autocast is timed against float32 where this CPU has bf16
     bf16 = speed.amp_dtype(get_config("smoke", amp=True), CPU) is not None
     assert set(report["training"]) == {"default", "cpu-quick", "cpu-2h"} | (
         {"cpu-2h float32"} if bf16 else set())

@@ -261,9 +261,9 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
         runs.append(("gpu", get_config("gpu"), None))
     # the one-run preset with its bf16 autocast where this device has it, and then the same
     # steps in float32 for comparison
-    shipped = get_config("cpu-2h")
-    runs.append(("cpu-2h", shipped, None))
-    if amp_dtype(shipped, device) is not None:
+    one_run = get_config("cpu-2h")
+    runs.append(("cpu-2h", one_run, None))
+    if amp_dtype(one_run, device) is not None:
         runs.append(("cpu-2h float32", get_config("cpu-2h", amp=False), None))
     report["training"] = {}
     for name, config, size in runs:
