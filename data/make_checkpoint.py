@@ -1,21 +1,21 @@
 """Train and export the shipped checkpoint ``data/e2far_lite.pt``, and record its figures.
 
-Run from the repository root (the shipped file's first stage ran on one thread, its second on
-two; the JSON records each stage's threads and minutes):
+Run from the repository root (the shipped file was made on two threads of a 2-core Intel Xeon
+with AMX, where the presets' ``amp`` trains under bf16 autocast; the JSON records each stage's
+threads and minutes):
 
     OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/make_checkpoint.py
 
 Two stages, each resumable (an interrupted run continues from its ``last.pt``):
 
-1. ``cpu-full`` in ``runs/cpu-full`` (about 2 hours on one core): the full synthetic
-   distribution at 96 px, fresh faces. It leaves ``best.pt`` (the best step by validation
-   RMSE) and ``record.json`` (its steps, minutes and validation curve); when both exist the
-   stage is skipped.
-2. ``cpu-real`` in ``runs/cpu-real`` (about 45 minutes on two threads): the same network
-   trained on from stage 1's ``best.pt`` with the realism levers that
-   ``data/realism_study.py`` chose (eyebrows and lips, eyeballs and a mouth interior, a head
-   around the face, occluders, JPEG), each on half the faces, validated on the plain full
-   distribution.
+1. ``cpu-full`` in ``runs/cpu-full`` (73 minutes): the full synthetic distribution at
+   96 px, 1,152,000 fresh faces. It leaves ``best.pt`` (the best step by validation RMSE) and
+   ``record.json`` (its steps, minutes and validation curve); when both exist the stage is
+   skipped.
+2. ``cpu-real`` in ``runs/cpu-real`` (25 minutes): the same network trained on from
+   stage 1's ``best.pt`` with the realism levers that ``data/realism_study.py`` chose
+   (eyebrows and lips, eyeballs and a mouth interior, a head around the face, occluders, JPEG),
+   each on half the faces, validated on the plain full distribution.
 
 Stage 2's last checkpoint is written as float16 weights (no optimizer state) and scored on the
 test split of the full distribution against the mean shape and perfect-landmark fitting,

@@ -33,6 +33,10 @@ def test_recorded_figures_have_every_key():
     # two stages: plain synthetic faces, then the realism levers (data/make_checkpoint.py)
     assert [s["preset"] for s in training["stages"]] == ["cpu-full", "cpu-real"]
     assert training["faces_seen"] == sum(s["faces_seen"] for s in training["stages"])
+    for stage in training["stages"]:  # the presets are the recipe that made the shipped file
+        preset = get_config(stage["preset"])
+        assert stage["steps"] == preset.steps and preset.amp, stage["preset"]
+        assert stage["faces_seen"] == preset.steps * preset.batch_size
     faces = [point["faces"] for point in training["curve"]]
     assert faces == sorted(set(faces)) and faces[-1] == training["faces_seen"]
     for method in METHODS:

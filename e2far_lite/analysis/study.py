@@ -111,7 +111,8 @@ def lever_config(name: str, seed: int, plan: StudyPlan) -> TrainConfig:
         steps=plan.steps, batch_size=plan.batch_size,
         warmup_steps=max(1, plan.steps // 10), val_every=plan.val_every,
         ckpt_every=plan.steps, log_every=plan.val_every, val_size=plan.val_size,
-        seed=seed, train_seed=1000 + seed, channels_last=False, **changes)
+        seed=seed, train_seed=1000 + seed, channels_last=False, amp=False,
+        **changes)
 
 
 def run_study(out: str | os.PathLike, plan: str = "cpu", levers: tuple[str, ...] | None = None,

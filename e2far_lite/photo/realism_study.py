@@ -68,7 +68,7 @@ def study_config(lever: str, init: str | os.PathLike, seed: int,
         val_data=DataConfig(), init=str(init), steps=plan.steps, lr=plan.lr,
         warmup_steps=max(1, plan.steps // 10), val_every=plan.steps, ckpt_every=plan.steps,
         log_every=max(1, plan.steps // 8), val_size=128, seed=seed,
-        train_seed=5000 + seed)
+        train_seed=5000 + seed, amp=False)
 
 
 def run_lever(lever: str, faces: str | os.PathLike, init: str | os.PathLike, seed: int = 1,

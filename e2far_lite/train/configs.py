@@ -14,8 +14,8 @@ name           pixels  backbone widths       steps  batch  data        meant for
 =============  ======  ====================  =====  =====  ==========  ============================
 ``smoke``      64      4, 8, 16, 32, 64      60     8      easy        CI, ``E2FAR_SMOKE=1`` (secs)
 ``cpu-quick``  64      8, 16, 32, 64, 128    3600   32     easy, pool  a 2-core CPU, ~7 minutes
-``cpu-full``   96      16, 32, 64, 128, 256  9000   32     full        shipped net, 1st stage, ~2 h
-``cpu-real``   96      as ``cpu-full``       12000  32     full, real  its 2nd stage, from cpu-full
+``cpu-full``   96      16, 32, 64, 128, 256  36000  32     full        shipped net, 1st stage, bf16
+``cpu-real``   96      as ``cpu-full``       9000   32     full, real  its 2nd stage, from cpu-full
 ``cpu-2h``     96      as ``cpu-full``       24000  32     full, real  one run, 80 min, bf16
 ``default``    128     16, 32, 64, 128, 256  10000  64     full        a GPU (~25 min on an H100)
 ``gpu``        128     16, 32, 64, 128, 256  20000  128    full        a GPU, mixed precision
@@ -230,27 +230,31 @@ PRESETS: dict[str, TrainConfig] = {
         loss=LossConfig(landmark_weight=3.0), data=_EASY,
         image_size=64, steps=3600, batch_size=32, lr=2e-3, warmup_steps=100, train_pool=12288,
         val_size=256, log_every=25, val_every=600, ckpt_every=600),
-    # the shipped checkpoint: the full distribution at 96 px, fresh faces, on one thread of a
-    # 2-core CPU in about 2 hours
+    # the shipped checkpoint's first stage: the full distribution at 96 px, fresh faces, bf16
+    # autocast where the CPU has it: 1,152,000 faces in 73 min on two threads of a 2-core
+    # Xeon (the studies built on it train in float32: analysis.study, photo.realism_study)
     "cpu-full": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0),
-        image_size=96, steps=9000, batch_size=32, lr=2e-3, warmup_steps=300,
-        val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True),
+        image_size=96, steps=36_000, batch_size=32, lr=2e-3, warmup_steps=300,
+        val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True,
+        amp=True),
     # the shipped checkpoint's second stage: cpu-full's best weights trained on with the realism
     # levers of the realism study (data/realism_study.json), validated on the plain full
-    # distribution like cpu-full
+    # distribution like cpu-full: 288,000 faces in 25 min on the same two threads
     "cpu-real": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),
-        image_size=96, steps=12_000, batch_size=32, lr=1e-3, warmup_steps=300,
+        image_size=96, steps=9000, batch_size=32, lr=1e-3, warmup_steps=300,
         train_seed=11, init="runs/cpu-full/best.pt",
-        val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True),
+        val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True,
+        amp=True),
     # the shipped network's design in one run: cpu-real's data from the first step (the realism
     # levers on half the faces, validated on plain ones), bf16 autocast where the CPU multiplies
     # bf16 natively (1.5x faster training on an AMX Xeon; float32 elsewhere): 768,000 faces in
-    # 80 min on two threads of a 2-core Xeon. Measured against the two stages (README): worse
-    # (2.95 against 2.85 mm), since realism from the first step slows learning the face
+    # 80 min on two threads of a 2-core Xeon. Measured against the two stages in float32
+    # (README): worse (2.95 against 2.85 mm), since realism from the first step slows learning
+    # the face
     "cpu-2h": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),

@@ -3,9 +3,9 @@
 =============  ===========================  ==================================================
 mode           file (in ``data/``)          made by
 =============  ===========================  ==================================================
-normal         ``e2far_lite.pt``            ``python data/make_checkpoint.py`` (``cpu-full``,
-                                            about 2 hours on one CPU core, then ``cpu-real``
-                                            with the realism levers, about 1 hour)
+normal         ``e2far_lite.pt``            ``python data/make_checkpoint.py`` (``cpu-full``
+                                            then ``cpu-real`` with the realism levers, under
+                                            two hours on two threads of a CPU with bf16)
 smoke          ``e2far_lite_smoke.pt``      ``python data/make_smoke_checkpoint.py`` (the
 (E2FAR_SMOKE)                               ``smoke`` preset, a few seconds; numbers mean
                                             little)
@@ -27,9 +27,9 @@ from .checkpoint import SHIPPED_FILE, SMOKE_FILE, load_checkpoint
 from .configs import TrainConfig
 
 #: How each file is made, for the error when it is missing.
-_MAKE = {SHIPPED_FILE: "OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/make_checkpoint.py "
-                       "(about 2 hours on a CPU; or set E2FAR_SMOKE=1 for the small "
-                       "smoke-trained network)",
+_MAKE = {SHIPPED_FILE: "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/make_checkpoint.py "
+                       "(about 2 hours on a 2-core CPU with bf16; or set E2FAR_SMOKE=1 for the "
+                       "small smoke-trained network)",
          SMOKE_FILE: "python data/make_smoke_checkpoint.py (a few seconds on a CPU)"}
 
 
