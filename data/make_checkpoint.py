@@ -24,7 +24,8 @@ exactly as
     python -m e2far_lite evaluate --checkpoint data/e2far_lite.pt --n 512 \
         --json data/e2far_lite.json
 
-does; the JSON then gets both stages' minutes, the command and the joined validation curve.
+does; the JSON then gets both stages' minutes, the command, the joined validation curve and,
+under ``first_stage``, stage 1's ``best.pt`` scored on the same test faces (float32 weights).
 ``tests/test_shipped.py`` reproduces the figures.
 """
 
@@ -108,6 +109,12 @@ def main() -> None:
                                    for p in second["curve"][1:]],
         "curve_mean_shape": first["curve_mean_shape"],
     }
+    # the first stage alone on the same test faces: what the second stage adds and costs
+    first_json = STAGE1 / "test_figures.json"
+    cli(["evaluate", "--checkpoint", str(STAGE1 / "best.pt"), "--n", str(TEST_FACES),
+         "--json", str(first_json)])
+    record["first_stage"] = {"checkpoint": str(STAGE1 / "best.pt"),
+                             "network": json.loads(first_json.read_text())["network"]}
     write_json(FIGURES, record)
 
 

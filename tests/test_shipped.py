@@ -96,3 +96,22 @@ def test_readme_states_the_one_run_recipe_as_measured():
            f" | {run['network']['nme_pct']:.2f} % | "
            f"{run['development_faces']['nme_percent_detected_refined']:.2f} % |")
     assert row in readme
+
+
+def test_readme_states_the_shipped_figures():
+    # the README's table of the shipped network and its development-face figure are the JSONs'
+    recorded = json.loads(FIGURES.read_text())
+    net = recorded["network"]
+    readme = " ".join((data_dir().parent / "README.md").read_text().split())
+    row = (f"| **shipped network** | **{net['total_sim_mm']:.2f} mm** | {net['total_mm']:.2f} mm"
+           f" | {net['neutral_sim_mm']:.2f} mm | {net['neutral_mm']:.2f} mm | "
+           f"**{net['expression_mm']:.2f} mm** | **{net['nme_pct']:.2f} %** |")
+    assert row in readme
+    first = recorded["first_stage"]["network"]  # stage 1's best step on the same test faces
+    assert (f"| {first['total_sim_mm']:.2f} mm | {first['total_mm']:.2f} mm | "
+            f"{first['neutral_sim_mm']:.2f} mm | {first['neutral_mm']:.2f} mm | "
+            f"{first['expression_mm']:.2f} mm | {first['nme_pct']:.2f} % |") in readme
+    assert f"**{recorded['training']['minutes']} min** of training steps in all" in readme
+    rows = json.loads((data_dir() / "detector_study.json").read_text())["landmark_nme"]["rows"]
+    refined = rows[f"detected: dlib HOG, HOG_BOX, refined ({photo.REFINE} re-crop)"]
+    assert f"reached by the default: {refined['nme_percent']:.2f} %" in readme
