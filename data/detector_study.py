@@ -202,6 +202,7 @@ def main() -> None:
                         help=f"dlib XML, .pts or folder (default: ${DEV_FACES_ENV})")
     parser.add_argument("--out", default=str(OUT), help="the JSON file written")
     args = parser.parse_args()
+    load = os.getloadavg()[0]  # what else ran: the timings depend on it
     try:
         source = Path(args.annotations) if args.annotations else dev_annotations()
     except FileNotFoundError as err:
@@ -241,7 +242,7 @@ def main() -> None:
         "command": f"python data/detector_study.py {source.name}",
         "annotations": f"{len(faces)} faces in {len(by_image)} photos ({source.name})",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (seconds_per_photo: median, "
-                   "one process, the CPU shared with other work)",
+                   f"one process; load average {load:.2f} at the start)",
         "versions": _versions(),
         "matching_rule": RULE, "detectors": table, "box_conventions": conventions,
         "landmark_nme": nme})
