@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from e2far_lite import photo
+from e2far_lite.analysis import faces_for_goals
 from e2far_lite.evaluate.scores import METHODS, evaluate_net
 from e2far_lite.paths import data_dir, shared_dir
 from e2far_lite.synth.faces import DataConfig
@@ -115,3 +116,17 @@ def test_readme_states_the_shipped_figures():
     rows = json.loads((data_dir() / "detector_study.json").read_text())["landmark_nme"]["rows"]
     refined = rows[f"detected: dlib HOG, HOG_BOX, refined ({photo.REFINE} re-crop)"]
     assert f"reached by the default: {refined['nme_percent']:.2f} %" in readme
+
+
+def test_readme_states_what_the_curve_says_the_goals_would_take():
+    recorded = json.loads(FIGURES.read_text())
+    readme = " ".join((data_dir().parent / "README.md").read_text().split())
+    stage = recorded["training"]["stages"][0]
+    pace = stage["faces_seen"] / stage["minutes"] / 60  # faces per second
+    assert f"at this run's pace ({pace:.0f} faces/s)" in readme
+    for key, fit in faces_for_goals(recorded).items():
+        unit = "%" if key == "nme_pct" else "mm"
+        row = (f"| {fit['reached']:.2f} {unit} | {fit['goal']:.2f} {unit}")
+        tail = (f"| −{-fit['per_doubling']:.3f} {unit} | **{fit['faces'] / 1e6:.1f} million** "
+                f"| {fit['faces'] / pace / 3600:.1f} h |")
+        assert row in readme and tail in readme, key

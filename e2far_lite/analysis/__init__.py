@@ -1,4 +1,5 @@
-"""Looking inside (notebooks 05-07): attribution, probes, feature maps, the recipe study."""
+"""Looking inside (notebooks 05-07): attribution, probes, feature maps, the recipe study and
+learning curves."""
 
 from .ablation import ABLATION_MODES, coefficient_errors, tap_ablation, vertex_errors
 from .attribution import (
@@ -10,6 +11,7 @@ from .attribution import (
     per_sample_attribution,
     tap_attribution,
 )
+from .curves import GOALS, LogLinearFit, faces_for_goals, fit_log_linear
 from .feature_maps import (
     block_costs,
     fusion_steps,
@@ -36,9 +38,11 @@ from .targets import TARGETS, target_function
 
 __all__ = [
     "ABLATION_MODES",
+    "GOALS",
     "IntegratedGradients",
     "LEVERS",
     "Lever",
+    "LogLinearFit",
     "METHODS",
     "PLANS",
     "RIDGES",
@@ -50,6 +54,8 @@ __all__ = [
     "claims",
     "coefficient_errors",
     "evaluating",
+    "faces_for_goals",
+    "fit_log_linear",
     "fusion_steps",
     "gradient_footprint",
     "integrated_gradients",

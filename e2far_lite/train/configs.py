@@ -17,7 +17,7 @@ name           pixels  backbone widths       steps  batch  data        meant for
 ``cpu-full``   96      16, 32, 64, 128, 256  36000  32     full        shipped net, 1st stage, bf16
 ``cpu-real``   96      as ``cpu-full``       9000   32     full, real  its 2nd stage, from cpu-full
 ``cpu-2h``     96      as ``cpu-full``       24000  32     full, real  one run, 80 min, bf16
-``default``    128     16, 32, 64, 128, 256  10000  64     full        a GPU (~25 min on an H100)
+``default``    128     16, 32, 64, 128, 256  10000  64     full        a GPU, float32
 ``gpu``        128     16, 32, 64, 128, 256  20000  128    full        a GPU, mixed precision
 =============  ======  ====================  =====  =====  ==========  ============================
 
@@ -27,9 +27,9 @@ JPEG); "bf16": bfloat16 autocast (``amp``) where the device has it (CUDA, or a C
 AVX512-BF16 or AMX: :func:`~e2far_lite.devices.cpu_has_fast_bf16`), float32 elsewhere. The last
 five share one backbone (:data:`_LITE`: one conv in blocks 1 and 2, two in 3-5).
 ``cpu-quick`` renders a pool of 12288 training faces once (cached in ``data/cache``) and cycles
-through it: on a CPU rendering a face costs more than a training step on it. On a GPU the
-network is cheap and rendering (partly on the CPU) bounds the speed: about 6.6 steps/s for
-``default`` and 3.6 for ``gpu`` on an H100.
+through it: on a CPU rendering a face costs more than a training step on it. The two GPU
+presets have not been timed on a GPU: ``python -m e2far_lite benchmark --speed`` measures them
+(and the renderer) on yours.
 
 Configs turn into plain dicts (:meth:`TrainConfig.to_dict`, for checkpoints and JSON logs) and
 back (:meth:`TrainConfig.from_dict`).
@@ -261,13 +261,13 @@ PRESETS: dict[str, TrainConfig] = {
         image_size=96, steps=24_000, batch_size=32, lr=2e-3, warmup_steps=300, train_seed=21,
         val_size=256, log_every=50, val_every=1000, ckpt_every=500, channels_last=True,
         amp=True),
-    # the lite model as designed, on the full data distribution: ~25 min on an H100, where
-    # rendering (~6.6 steps/s) bounds the speed; a day on a CPU
+    # the lite model as designed, on the full data distribution at 128 px, for a GPU (640,000
+    # faces)
     "default": TrainConfig(
         net=NetConfig(backbone=_LITE),
         image_size=128, steps=10_000, batch_size=64, lr=1e-3, warmup_steps=300,
         val_size=512, log_every=50, val_every=1000, ckpt_every=1000),
-    # the same model, more faces per step and mixed precision: ~1.5 h on an H100 (3.6 steps/s)
+    # the same model, more faces per step and mixed precision (2,560,000 faces)
     "gpu": TrainConfig(
         net=NetConfig(backbone=_LITE),
         image_size=128, steps=20_000, batch_size=128, lr=1.5e-3, warmup_steps=500,
