@@ -6,6 +6,7 @@ Every error names the argument, what was expected and what came, e.g.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -59,10 +60,15 @@ def check_finite(x: Tensor, name: str) -> Tensor:
 
 
 def check_positive_int(value: object, name: str) -> int:
-    """Require a positive Python integer (sizes, counts)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """Require a positive integer (sizes, counts): a Python ``int`` or anything that is one,
+    like ``np.int64``; not a bool, a float or a string. Returns it as an ``int``."""
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        number = 0
+    if isinstance(value, bool) or number <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
+    return number
 
 
 #: Largest image side in pixels anywhere in the package (renderer, data, network): a bigger
@@ -72,10 +78,10 @@ MAX_IMAGE_SIZE = 4096
 
 def check_image_size(value: object, name: str) -> int:
     """A positive integer image side no larger than :data:`MAX_IMAGE_SIZE` pixels."""
-    check_positive_int(value, name)
-    if value > MAX_IMAGE_SIZE:
+    number = check_positive_int(value, name)
+    if number > MAX_IMAGE_SIZE:
         raise ValueError(f"{name}: expected at most {MAX_IMAGE_SIZE} px, got {value}")
-    return value
+    return number
 
 
 def check_coefficients(x: Tensor, name: str, size: int) -> Tensor:

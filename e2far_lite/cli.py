@@ -18,6 +18,10 @@ from pathlib import Path
 
 #: The face detectors of ``photo.detect_faces`` (kept here so --help needs no heavy import).
 DETECTORS = ("hog", "cascade")
+#: Most samples ``render`` draws into one picture.
+MAX_RENDER = 256
+#: Most refining passes of ``reconstruct`` and ``landmarks-nme`` (each one more network run).
+MAX_REFINE = 10
 
 
 def _render(args: argparse.Namespace) -> None:
@@ -29,6 +33,9 @@ def _render(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise SystemExit(f"--out: expected a .png file name, got {out.name!r}")
+    if args.n > MAX_RENDER:
+        raise SystemExit(f"--n: expected at most {MAX_RENDER} samples for one picture, got "
+                         f"{args.n}")
     _check_writable(out, "--out")
     device = default_device()
     model = MorphableModel.default().to(device)
@@ -41,6 +48,56 @@ def _render(args: argparse.Namespace) -> None:
     print(f"wrote {out}: {args.n} samples, seed {args.seed}, {args.size} px, on {device}")
 
 
+#: Folders this command created for its outputs; removed again, if still empty, when it fails.
+_CREATED: list[Path] = []
+
+
+def _will_create(folder: Path) -> None:
+    """Note the folders of ``folder``'s path that do not exist yet, outermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    _CREATED.extend(reversed(missing))
+
+
+def _remove_created() -> None:
+    for folder in reversed(_CREATED):
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            pass
+    _CREATED.clear()
+
+
+def _check_folder(path: str | Path | None, flag: str) -> None:
+    """Refuse a folder option that names an existing file."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise SystemExit(f"{flag}: expected a folder, got the file {path}")
+
+
+def _device(text: str | None, flag: str = "--device", default: str | None = None):
+    """The torch device named by ``--device`` (default: ``default``, else the best available),
+    refused by name when this torch build or machine lacks it."""
+    import torch
+
+    from .devices import default_device
+
+    text = text or default
+    if text is None:
+        return default_device()
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if device is None or device.type not in available:
+        raise SystemExit(f"{flag}: expected cpu, cuda or mps, got {text!r}")
+    if not available[device.type] or (device.type == "cuda" and device.index is not None
+                                      and device.index >= torch.cuda.device_count()):
+        usable = ", ".join(k for k, v in available.items() if v)
+        raise SystemExit(f"{flag}: expected a device this machine has ({usable}), got {text!r}")
+    return device
+
+
 def _check_writable(path: str | Path, flag: str) -> Path:
     """Refuse, before any work, an output path whose folder cannot take a new file."""
     import tempfile
@@ -49,6 +106,7 @@ def _check_writable(path: str | Path, flag: str) -> Path:
     if path.is_dir():
         raise SystemExit(f"{flag}: expected a file name, got the folder {path}")
     try:
+        _will_create(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".e2far-write-test-"):
             pass
@@ -61,11 +119,16 @@ def _check_writable(path: str | Path, flag: str) -> Path:
 
 
 def _benchmark(args: argparse.Namespace) -> None:
-    import torch
+    from .devices import describe
 
-    from .devices import default_device, describe
-
-    device = torch.device(args.device) if args.device else default_device()
+    device = _device(args.device)
+    if not args.speed:
+        given = [f"--{name}" for name in ("json", "size", "batch", "repeats")
+                 if getattr(args, name) is not None]
+        if given:
+            raise SystemExit(f"{', '.join(given)}: expected only with --speed (the ablation "
+                             f"table takes --mode, --out and --device)")
+        _check_folder(args.out, "--out")
     if args.json:
         _check_writable(args.json, "--json")
     if not args.speed:
@@ -78,7 +141,8 @@ def _benchmark(args: argparse.Namespace) -> None:
         return
     from .evaluate.speed import format_report, speed_report
 
-    report = speed_report(device, batch=args.batch, image_size=args.size, repeats=args.repeats,
+    report = speed_report(device, batch=args.batch, image_size=args.size or 128,
+                          repeats=args.repeats,
                           echo=lambda line: print("  " + line, flush=True))
     print(format_report(report))
     if args.json:
@@ -90,9 +154,8 @@ def _benchmark(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     import time
 
-    import torch
-
-    from .devices import default_device, describe
+    from .devices import describe
+    from .train.checkpoint import read_checkpoint
     from .train.configs import get_config
     from .train.distributed import from_env
     from .train.loop import format_figures, train
@@ -100,28 +163,41 @@ def _train(args: argparse.Namespace) -> None:
     if args.steps is not None and args.steps <= 0:
         raise SystemExit(f"--steps: expected a positive integer, got {args.steps}")
     overrides = {} if args.steps is None else {"steps": args.steps}
+    for flag, path in (("--init", args.init), ("--resume", args.resume)):
+        if path is None or (flag == "--resume" and path == "auto"):
+            continue
+        if not Path(path).is_file():
+            raise SystemExit(f"{flag}: expected a checkpoint file, got {path!r}, which does "
+                             "not exist")
+        try:
+            read_checkpoint(path)
+        except ValueError as err:
+            raise SystemExit(f"{flag}: {err}") from None
     if args.init is not None:
-        if not Path(args.init).is_file():
-            raise SystemExit(f"--init: expected a checkpoint file, got {args.init!r}, which "
-                             "does not exist")
         overrides["init"] = args.init
     try:
         config = get_config(args.config, **overrides)
     except ValueError as err:
         raise SystemExit(f"--config: {err}") from None
-    device = torch.device(args.device) if args.device else default_device()
+    _check_folder(args.out, "--out")
+    _check_folder(args.cache_dir, "--cache-dir")
+    device = _device(args.device)
     # under torchrun rank 0 reports; the other processes train silently
     say = print if from_env().is_main else lambda *_args: None
     say(f"device: {describe(device)}")
     say(f"config {args.config!r}: {config.image_size} px, batch {config.batch_size}, "
           f"{config.steps} steps, widths {config.net.backbone.widths}; writing to {args.out}")
     start = time.perf_counter()
+    _will_create(Path(args.out))
     try:
         result = train(config, args.out, device=device, resume=args.resume,
                        progress=not args.quiet, cache_dir=args.cache_dir)
     except (ValueError, FileNotFoundError) as err:
-        if config.init and str(err).startswith("init"):  # the init file, not the run
-            raise SystemExit(f"--init: {err}") from None
+        for flag in ("init", "resume"):  # the files named by a flag, not the run
+            if str(err).startswith(f"{flag}:"):
+                raise SystemExit(f"--{err}") from None
+            if str(err).startswith(flag):
+                raise SystemExit(f"--{flag}: {err}") from None
         raise
     minutes = (time.perf_counter() - start) / 60
     say(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
@@ -139,15 +215,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     import dataclasses
     import shlex
 
-    import torch
-
     from .devices import describe
     from .evaluate.scores import TEST_SEED, evaluate_net, format_result, write_json
     from .paths import cache_dir
     from .synth.faces import DataConfig
     from .train.checkpoint import load_checkpoint, read_checkpoint
 
-    device = torch.device(args.device) if args.device else torch.device("cpu")
+    device = _device(args.device, default="cpu")
+    _check_folder(args.cache_dir, "--cache-dir")
     if args.json:
         _check_writable(args.json, "--json")
     try:
@@ -233,8 +308,13 @@ def _reconstruct(args: argparse.Namespace) -> None:
         print(f"found {len(boxes)} faces in {name}, largest first: {listing}")
         if not args.all:
             print(f"  reconstructing face {chosen[0]}; pass --face N for another, --all for all")
-    faces = photo.reconstruct_faces(image, net, model, config, [boxes[i] for i in chosen],
-                                    convention, name=name, refine=args.refine)
+    try:
+        faces = photo.reconstruct_faces(image, net, model, config, [boxes[i] for i in chosen],
+                                        convention, name=name, refine=args.refine)
+    except ValueError as err:
+        if args.box is None:
+            raise SystemExit(str(err)) from None
+        raise SystemExit(f"--box: {str(err).removeprefix('boxes[0]: ')}") from None
     for i, face in zip(chosen, faces, strict=True):
         path = out.with_name(f"{out.stem}_{i}{out.suffix}") if args.all else out
         colors, shown = photo.vertex_colors(image, face, model) if args.colors else (None, None)
@@ -281,9 +361,9 @@ def _refine_option(parser: argparse.ArgumentParser) -> None:
             value = int(text)
         except ValueError:
             value = -1
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"expected a whole number of passes >= 0, got "
-                                             f"{text!r}")
+        if not 0 <= value <= MAX_REFINE:
+            raise argparse.ArgumentTypeError(f"expected a whole number of passes from 0 to "
+                                             f"{MAX_REFINE}, got {text!r}")
         return value
 
     parser.add_argument("--refine", type=passes, default=REFINE,
@@ -334,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--batch", type=int, default=None,
                    help="--speed: rendering batch (default 64)")
-    p.add_argument("--size", type=int, default=128, help="--speed: rendering size in px")
+    p.add_argument("--size", type=int, default=None,
+                   help="--speed: rendering size in px (default 128)")
     p.add_argument("--repeats", type=int, default=None,
                    help="--speed: timed repeats per figure (default 10 on a GPU, 3 on a CPU)")
     p.add_argument("--json", default=None,
@@ -422,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _CREATED.clear()
     args = build_parser().parse_args(argv)
     args.argv = argv[1:] if argv else []
     if getattr(args, "command", None) == "train" and args.out is None:
@@ -430,7 +512,15 @@ def main(argv: list[str] | None = None) -> None:
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise SystemExit(f"--{name}: expected a positive integer, got {value}")
-    args.func(args)
+    from .checks import MAX_IMAGE_SIZE
+
+    if getattr(args, "size", None) is not None and args.size > MAX_IMAGE_SIZE:
+        raise SystemExit(f"--size: expected at most {MAX_IMAGE_SIZE} px, got {args.size}")
+    try:
+        args.func(args)
+    except BaseException:
+        _remove_created()  # nothing half-made is left: folders made for outputs go again
+        raise
 
 
 if __name__ == "__main__":

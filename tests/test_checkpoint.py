@@ -131,3 +131,21 @@ def test_image_size_is_set_in_one_place():
         config.check_consistent()
     assert config_differences(get_config("smoke"), get_config("smoke", lr=1.0)) == \
         ["lr: 0.002 vs 1.0"]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", r"an empty file"),
+    (b"hello, world", r"not a torch.save file \(text starting 'hello, world'\)"),
+    (bytes([0x17, 0x98, 0x0E, 0xFF]), r"not a torch.save file \(bytes starting"),
+    ("half", r"the file is truncated or damaged"),
+])
+def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content, reason):
+    path = tmp_path / "c.pt"
+    if content == "half":
+        net = E2FARNet(3, 2, get_config("smoke").net)
+        save_checkpoint(path, net, tiny_model(), get_config("smoke"))
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"^path: expected an e2far-lite checkpoint .*'c.pt', "
+                                         f"refused: {reason}"):
+        read_checkpoint(path)

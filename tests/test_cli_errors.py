@@ -96,3 +96,59 @@ def test_train_init_that_is_missing_or_another_network(tmp_path):
     with pytest.raises(SystemExit, match=r"--init: .*expected the network of this config"):
         main(["train", "--config", "smoke", "--init", str(SHIPPED), "--out", str(out),
               "--steps", "2", "--quiet", "--cache-dir", str(tmp_path / "cache")])
+    assert not out.exists()  # the run's folder, made before the network was refused, went again
+
+
+def _folder_after(tmp_path):
+    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--checkpoint", "{smoke}", "--n", "2", "--no-fit", "--device", "foo"],
+     r"^--device: expected cpu, cuda or mps, got 'foo'"),
+    (["train", "--config", "smoke", "--steps", "2", "--out", "{tmp}/run", "--device", "nope:0"],
+     r"^--device: expected cpu, cuda or mps, got 'nope:0'"),
+    (["train", "--config", "smoke", "--out", "{tmp}/run", "--resume", "{tmp}/nothing.pt"],
+     r"^--resume: expected a checkpoint file, got .*nothing.pt'?, which does not exist"),
+    (["train", "--config", "smoke", "--out", "{tmp}/run", "--resume", "{tmp}/text.pt"],
+     r"^--resume: .*'text.pt', refused: not a torch.save file \(text starting 'hello"),
+    (["train", "--config", "smoke", "--steps", "2", "--quiet", "--out", "{tmp}/run",
+      "--resume", "{shipped}", "--cache-dir", "{tmp}/cache"],
+     r"^--resume: expected a training checkpoint \(with optimizer state\)"),
+    (["train", "--config", "smoke", "--out", "{tmp}/text.pt"],
+     r"^--out: expected a folder, got the file .*text.pt"),
+    (["evaluate", "--checkpoint", "{smoke}", "--n", "2", "--cache-dir", "{tmp}/text.pt"],
+     r"^--cache-dir: expected a folder, got the file"),
+    (["benchmark", "--mode", "smoke", "--out", "{tmp}/text.pt"],
+     r"^--out: expected a folder, got the file"),
+    (["benchmark", "--mode", "smoke", "--json", "{tmp}/b.json", "--size", "64"],
+     r"^--json, --size: expected only with --speed"),
+    (["render", "--size", "100000", "--out", "{tmp}/deep/a.png"],
+     r"^--size: expected at most 4096 px, got 100000"),
+    (["render", "--n", "100000", "--size", "16", "--out", "{tmp}/deep/a.png"],
+     r"^--n: expected at most 256 samples"),
+    (["evaluate", "--checkpoint", "{tmp}/text.pt", "--json", "{tmp}/deep/er/f.json"],
+     r"^--checkpoint: .*not a torch.save file"),
+], ids=["device-name", "device-train", "resume-missing", "resume-text", "resume-shipped",
+        "out-file", "cache-file", "benchmark-out-file", "benchmark-flags", "size", "render-n",
+        "json-folder"])
+def test_bad_flags_are_one_line_and_leave_nothing(tmp_path, argv, message):
+    from e2far_lite.train.shipped import SMOKE_FILE
+
+    (tmp_path / "text.pt").write_text("hello, not a checkpoint")
+    before = _folder_after(tmp_path)
+    argv = [a.format(tmp=tmp_path, smoke=data_dir() / SMOKE_FILE, shipped=SHIPPED)
+            for a in argv]
+    with pytest.raises(SystemExit, match=message):
+        main(argv)
+    assert _folder_after(tmp_path) == before  # no run folder, no output folders, no cache
+
+
+def test_a_device_this_machine_lacks_is_named(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match=r"^--device: expected a device this machine has "
+                                         r"\(cpu.*\), got 'cuda'"):
+        main(["train", "--config", "smoke", "--out", str(tmp_path / "run"), "--device", "cuda"])
+    assert not (tmp_path / "run").exists()

@@ -1,5 +1,6 @@
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,6 +107,34 @@ def test_cache_reloads_identically_and_is_invalidated(tmp_path, default_model, m
     with pytest.warns(UserWarning, match="older data generator"):
         cached_split(faces, tmp_path, shard_size=4)
     assert len(list(tmp_path.glob("split-*"))) == 3
+
+
+@pytest.mark.parametrize("damage", ["meta", "shard", "short"])
+def test_a_damaged_cache_is_rendered_again(tmp_path, default_model, damage):
+    faces = SyntheticFaces(default_model, 6, seed=5, config=DataConfig(image_size=32))
+    first = cached_split(faces, tmp_path, shard_size=4)
+    folder = next(tmp_path.glob("split-*"))
+    if damage == "meta":
+        (folder / "meta.json").write_text('{"shards": [')
+    elif damage == "shard":
+        (folder / "shard-0001.pt").write_bytes(b"junk")
+    else:  # a shard of another length
+        torch.save({k: v[:1] for k, v in torch.load(folder / "shard-0001.pt").items()},
+                   folder / "shard-0001.pt")
+    with pytest.warns(UserWarning, match=f"cache {folder} is damaged .*rendering it anew"):
+        again = cached_split(faces, tmp_path, shard_size=4)
+    for key in first:
+        assert torch.equal(first[key], again[key]), key
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # mended: read back without a warning
+        cached_split(faces, tmp_path, shard_size=4)
+
+
+def test_numpy_integers_are_integers_and_masks_are_not_indices(default_model):
+    faces = SyntheticFaces(default_model, np.int64(4), config=DataConfig(image_size=np.int64(32)))
+    assert len(faces) == 4 and type(faces.config.image_size) is int
+    with pytest.raises(TypeError, match="indices: expected integer item indices, got a boolean"):
+        faces.batch(torch.tensor([True, False, True, True]))
 
 
 def test_bad_data_input(default_model):

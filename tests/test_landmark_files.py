@@ -116,8 +116,11 @@ def test_pts_reads_one_based_centres(tmp_path):
     ("version: 1\nn_points: 2\n1 2\n3 4\n}\n", "header lines"),
     ("version: 1\n{\n1 2\n}\n", "n_points: N"),
     ("version: 1\nn_points: 3\n{\n1 2\n3 4\n}\n", "expected 3 points \\(n_points\\), got 2"),
-    ("version: 1\nn_points: 2\n{\n1 2\n3 four\n}\n", "two numbers 'x y' per point, got '3 four'"),
-    ("version: 1\nn_points: 2\n{\n1 2 5\n3 4\n}\n", "two numbers"),
+    ("version: 1\nn_points: 2\n{\n1 2\n3 four\n}\n", "two finite numbers 'x y' per point, got "
+     "'3 four'"),
+    ("version: 1\nn_points: 2\n{\n1 2\nnan inf\n}\n", "two finite numbers 'x y' per point, got "
+     "'nan inf'"),
+    ("version: 1\nn_points: 2\n{\n1 2 5\n3 4\n}\n", "two finite numbers"),
     ("version: 1\nn_points: 2\n", "'\\{' before the points"),
 ])
 def test_pts_malformed(tmp_path, text, message):

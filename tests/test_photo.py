@@ -481,6 +481,32 @@ def test_vertex_colors_sample_visible_vertices_and_grey_the_hidden(smoke):
     assert abs(float(side.mean())) > 0.8
 
 
+def test_reconstruct_names_the_argument_a_notebook_slip_got_wrong(astronaut, smoke):
+    net, model, config = smoke
+    box = (180, 40, 120, 150)
+    slips = [
+        (lambda: photo.reconstruct_faces(astronaut, net, model, config, boxes=box),
+         TypeError, r"^boxes: expected a list of \(x, y, w, h\) boxes, got one box"),
+        (lambda: photo.reconstruct(astronaut, net, model, config, box=[box]),
+         TypeError, r"^box: expected \(x, y, w, h\)"),
+        (lambda: photo.reconstruct(astronaut, model, net, config, box=box),
+         TypeError, r"^net: expected an E2FARNet"),
+        (lambda: photo.reconstruct(astronaut, net, None, config, box=box),
+         TypeError, r"^model: expected a MorphableModel .*got NoneType"),
+        (lambda: photo.reconstruct(astronaut, net, model, config, box=box, convention="hog"),
+         TypeError, r"^convention: expected a BoxConvention"),
+        (lambda: photo.reconstruct(astronaut, net, model, config, box=(5000, 5000, 100, 100)),
+         ValueError, r"^boxes\[0\]: expected a box overlapping the 512 x 512 photo"),
+    ]
+    for call, kind, message in slips:
+        with pytest.raises(kind, match=message):
+            call()
+    # a numpy box is a box; four boxes are four faces
+    assert photo.reconstruct(astronaut, net, model, config, box=np.array(box)).box == \
+        tuple(float(v) for v in box)
+    assert len(photo.reconstruct_faces(astronaut, net, model, config, boxes=[box] * 4)) == 4
+
+
 def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint, capsys):
     args = ["-o", str(tmp_path / "f.obj"), "--checkpoint", str(checkpoint)]
     with pytest.raises(SystemExit, match="missing.jpg"):
@@ -501,7 +527,16 @@ def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint, capsys):
               str(tmp_path / "none.pt")])
     with pytest.raises(SystemExit):
         main(["reconstruct", str(tmp_path / "a.png"), *args, "--refine", "-1"])
-    assert "--refine: expected a whole number of passes >= 0, got '-1'" in capsys.readouterr().err
+    assert "--refine: expected a whole number of passes from 0 to 10, got '-1'" in \
+        capsys.readouterr().err
+    for box, reason in ((("180", "40", "-5", "150"), r"w, h > 0 px"),
+                        (("180", "40", "nan", "150"), r"w, h > 0 px"),
+                        (("5000", "5000", "100", "100"), r"overlapping the 512 x 512 photo"),
+                        (("180", "40", "1e9", "1e9"), r"at most twice the photo's size")):
+        with pytest.raises(SystemExit, match=f"^--box: expected .*{reason}"):
+            main(["reconstruct", str(tmp_path / "a.png"), "-o", str(tmp_path / "no" / "f.obj"),
+                  "--checkpoint", str(checkpoint), "--box", *box])
+    assert not (tmp_path / "no").exists()  # the folder made for the output went again
 
 
 # ---------------------------------------------------------------------------- real-face NME

@@ -165,9 +165,12 @@ def read_pts(path: str | os.PathLike, one_based: bool = True) -> np.ndarray:
         try:
             if len(fields) != 2:
                 raise ValueError
-            points.append((float(fields[0]), float(fields[1])))
+            point = (float(fields[0]), float(fields[1]))
+            if not np.isfinite(point).all():
+                raise ValueError
+            points.append(point)
         except ValueError:
-            raise ValueError(f"{path.name}: expected two numbers 'x y' per point, "
+            raise ValueError(f"{path.name}: expected two finite numbers 'x y' per point, "
                              f"got {line!r}") from None
     if len(points) != count:
         raise ValueError(f"{path.name}: expected {count} points (n_points), got {len(points)}")

@@ -176,6 +176,33 @@ def _check_config(config: TrainConfig) -> None:
                         f"got {type(config).__name__}")
 
 
+def _check_boxes(boxes: Sequence[Box], width: int, height: int) -> list[Box]:
+    """Boxes as float tuples, each finite, positive and overlapping the W x H photo, at most
+    twice its size (larger crops would only hold the photo's repeated border)."""
+    if len(boxes) == 4 and all(isinstance(v, (int, float, np.number)) for v in boxes):
+        raise TypeError(f"boxes: expected a list of (x, y, w, h) boxes, got one box "
+                        f"{tuple(boxes)}; pass [box], or box= to reconstruct")
+    out = []
+    for i, box in enumerate(boxes):
+        try:
+            values = tuple(float(v) for v in box)
+        except (TypeError, ValueError):
+            raise TypeError(f"boxes[{i}]: expected (x, y, w, h) in pixels, got {box!r}") from None
+        if len(values) != 4:
+            raise ValueError(f"boxes[{i}]: expected (x, y, w, h) in pixels, got {box!r}")
+        x, y, w, h = values
+        if not (np.isfinite(values).all() and w > 0 and h > 0):
+            raise ValueError(f"boxes[{i}]: expected (x, y, w, h) with w, h > 0 px, got {values}")
+        if not (x < width and y < height and x + w > 0 and y + h > 0):
+            raise ValueError(f"boxes[{i}]: expected a box overlapping the {width} x {height} "
+                             f"photo, got {values}")
+        if max(w, h) > 2 * max(width, height):
+            raise ValueError(f"boxes[{i}]: expected a box at most twice the photo's size "
+                             f"({2 * max(width, height)} px), got {values}")
+        out.append(values)
+    return out
+
+
 @torch.no_grad()
 def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: TrainConfig,
                       boxes: Sequence[Box] | None = None,
@@ -206,6 +233,15 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
             finds nothing, or the reasons of :func:`load_image`.
     """
     _check_config(config)
+    if not isinstance(net, nn.Module) or isinstance(net, MorphableModel):
+        raise TypeError(f"net: expected an E2FARNet (load_checkpoint's first value), got "
+                        f"{type(net).__name__}")
+    if not isinstance(model, MorphableModel):
+        raise TypeError(f"model: expected a MorphableModel (load_checkpoint's second value), "
+                        f"got {type(model).__name__}")
+    if convention is not None and not isinstance(convention, BoxConvention):
+        raise TypeError(f"convention: expected a BoxConvention (e.g. photo.LANDMARK_BOX or "
+                        f"photo.HOG_BOX), got {type(convention).__name__} {convention!r}")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)):
         raise TypeError(f"refine: expected a whole number of passes >= 0, got "
                         f"{type(refine).__name__} {refine!r}")
@@ -222,10 +258,7 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
             raise ValueError(f"no face found in {name}; pass box=(x, y, w, h)")
         convention = box_convention(detector) if convention is None else convention
     convention = LANDMARK_BOX if convention is None else convention
-    boxes = [tuple(float(v) for v in box) for box in boxes]
-    for box in boxes:
-        if len(box) != 4:
-            raise ValueError(f"boxes: expected (x, y, w, h) per face, got {box}")
+    boxes = _check_boxes(boxes, photo.shape[1], photo.shape[0])
     if not boxes:
         return []
     size = config.image_size
@@ -276,6 +309,9 @@ def reconstruct(image, net: nn.Module, model: MorphableModel, config: TrainConfi
         >>> face.landmarks2d.shape
         torch.Size([68, 2])
     """
+    if box is not None and not (len(box) == 4 and all(isinstance(v, (int, float, np.number))
+                                                      for v in box)):
+        raise TypeError(f"box: expected (x, y, w, h) in pixels, got {box!r}")
     boxes = None if box is None else [box]
     return reconstruct_faces(image, net, model, config, boxes, convention, name, refine)[0]
 

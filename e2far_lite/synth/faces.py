@@ -76,7 +76,7 @@ class DataConfig:
     jpeg: float = 0.0  # JPEG compression at quality 15-90
 
     def __post_init__(self) -> None:
-        check_image_size(self.image_size, "image_size")
+        object.__setattr__(self, "image_size", check_image_size(self.image_size, "image_size"))
         for name in ("yaw_max", "pitch_max", "roll_max", "id_scale", "exp_scale", "box_shift",
                      "augment"):
             value = getattr(self, name)
@@ -225,6 +225,9 @@ class SyntheticFaces(Dataset):
 
         An empty ``indices`` is refused (``ValueError``): there is nothing to render.
         """
+        if isinstance(indices, Tensor) and indices.dtype == torch.bool:
+            raise TypeError("indices: expected integer item indices, got a boolean mask; "
+                            "pass mask.nonzero().flatten()")
         try:
             indices = [operator.index(i) for i in indices]
         except TypeError:
@@ -373,22 +376,35 @@ def _made_by_other_generator(meta_path: Path) -> bool:
         return False
 
 
+def _read_split(folder: Path, meta_path: Path, num_samples: int) -> dict[str, Tensor]:
+    """A cached split read back; raises on anything missing, malformed or of the wrong size."""
+    meta = json.loads(meta_path.read_text())
+    shards = [torch.load(folder / name, weights_only=True) for name in meta["shards"]]
+    out = {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
+    if meta.get("num_samples") != num_samples or len(out["image"]) != num_samples:
+        raise ValueError(f"expected {num_samples} faces, found {len(out['image'])}")
+    out["image"] = out["image"].float() / 255
+    return out
+
+
 def cached_split(faces: SyntheticFaces, cache_dir: str | os.PathLike, shard_size: int = 256,
                  batch_size: int = 64, progress: bool = False) -> dict[str, Tensor]:
     """All items of ``faces`` as one dict of tensors (CPU), cached on disk as shards.
 
     Images are kept as uint8 (the generator quantises to 8 bits, so nothing is lost). A cache
     written by another generator version, config, seed or model is not reused: it is rebuilt,
-    with a warning. Shards are written atomically (temp file, then rename).
+    with a warning; a damaged one (truncated shards, broken JSON) is rendered again, with a
+    warning. Shards are written atomically (temp file, then rename).
     """
     folder = Path(cache_dir) / f"split-{_fingerprint(faces)}-n{len(faces)}"
     meta_path = folder / "meta.json"
     stale = sorted(Path(cache_dir).glob("split-*")) if Path(cache_dir).exists() else []
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        shards = [torch.load(folder / name, weights_only=True) for name in meta["shards"]]
-        return {k: torch.cat([s[k] for s in shards]) if k != "image" else
-                torch.cat([s[k] for s in shards]).float() / 255 for k in shards[0]}
+        try:
+            return _read_split(folder, meta_path, len(faces))
+        except Exception as err:  # any damage: render the split again
+            warnings.warn(f"cache {folder} is damaged ({type(err).__name__}: {err}); "
+                          "rendering it anew", stacklevel=2)
     if any(_made_by_other_generator(p / "meta.json") for p in stale):
         warnings.warn(f"cache in {cache_dir} holds splits of an older data generator; "
                       f"rendering this one anew (the old ones can be deleted)", stacklevel=2)

@@ -147,7 +147,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as err:  # truncated (OSError too), not a torch file, or a pickle naming code
         raise ValueError(f"path: expected an e2far-lite checkpoint (a torch.save file that "
                          f"loads with weights_only=True), got {path.name!r}, refused: "
-                         f"{_load_failure(err)}") from None
+                         f"{_load_failure(err, path)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"path: expected an e2far-lite checkpoint, got {path.name!r} "
                          f"without format {FORMAT!r}")
@@ -167,13 +167,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def _load_failure(err: Exception) -> str:
-    """The reason in ``torch.load``'s message, without its advice to load unsafely."""
+def _load_failure(err: Exception, path: Path) -> str:
+    """Why ``torch.load`` refused ``path``, without its advice to load unsafely."""
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+    if not head:
+        return "an empty file"
+    if not head.startswith(b"PK\x03\x04") and not head.startswith(b"\x80"):  # zip, or pickle
+        try:
+            shown = f"text starting {head.decode('utf-8')[:16]!r}"
+        except UnicodeDecodeError:
+            shown = f"bytes starting {head[:8]!r}"
+        return f"not a torch.save file ({shown})"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     reasons = [line for line in lines if not line.startswith(
         ("Weights only load failed", "Check the documentation", "Please file an issue"))]
-    reason = (reasons or lines or ["empty or truncated file"])[0]
-    if isinstance(err, OSError):
+    reason = (reasons or lines or ["empty or truncated file"])[0].split(". ")[0]
+    if isinstance(err, OSError) or "zip archive" in reason or "central directory" in reason:
         return f"the file is truncated or damaged ({type(err).__name__}: {reason[:200]})"
     return f"{type(err).__name__}: {reason[:200]}"
 
