@@ -21,8 +21,8 @@ name           pixels  backbone widths       steps  batch  data        meant for
 ``gpu``        128     16, 32, 64, 128, 256  20000  128    full        a GPU, mixed precision
 =============  ======  ====================  =====  =====  ==========  ============================
 
-"Real" is the full distribution with the realism levers of :mod:`~e2far_lite.synth.realism`
-(eyebrows and lips, eyeballs, a head around the face, colour casts, occluders, low resolution,
+"Real" is the full distribution with the five realism levers of :mod:`~e2far_lite.synth.realism`
+that the realism study chose (eyebrows and lips, eyeballs, a head around the face, occluders,
 JPEG); "bf16": bfloat16 autocast (``amp``) where the device has it (CUDA, or a CPU with
 AVX512-BF16 or AMX: :func:`~e2far_lite.devices.cpu_has_fast_bf16`), float32 elsewhere. The last
 five share one backbone (:data:`_LITE`: one conv in blocks 1 and 2, two in 3-5).
@@ -206,8 +206,8 @@ _LITE = BackboneConfig(widths=(16, 32, 64, 128, 256), convs_per_block=(1, 1, 2, 
 _EASY = DataConfig(yaw_max=30.0, pitch_max=15.0, roll_max=10.0, augment=0.5, backgrounds=False)
 # The full distribution with the realism levers the realism study chose (notebook 08), leaving
 # out the two that made real faces worse there (low resolution, colour casts). Each touches
-# half the faces: trained on them all, the network forgets how to read a plain render (its
-# landmark NME on plain validation faces rose from 2.1 % to 3.2 % in 2000 steps).
+# half the faces: trained on them all, the previous shipped network forgot how to read a plain
+# render (its landmark NME on plain validation faces rose from 2.1 % to 3.2 % in 2000 steps).
 _REAL = DataConfig(features=0.5, interior=0.5, head=0.5, occluder=0.3, jpeg=0.5)
 
 PRESETS: dict[str, TrainConfig] = {
@@ -221,8 +221,8 @@ PRESETS: dict[str, TrainConfig] = {
         loss=LossConfig(landmark_weight=3.0), data=dataclasses.replace(_EASY, strong_share=0.0),
         image_size=64, steps=60, batch_size=8, lr=2e-3, warmup_steps=5,
         val_size=32, log_every=5, val_every=30, ckpt_every=30),
-    # 7 min on a busy 2-core CPU, pool rendering included: total vertex RMSE ~21% below the
-    # mean shape (measured: 3.80 vs 4.81 mm; neutral 3.50 vs 4.10, expression 1.79 vs 2.32)
+    # minutes on a 2-core CPU, pool rendering included (notebook 05 trains it): total vertex
+    # RMSE about a fifth below the mean shape's on its easy validation faces (README, Training)
     "cpu-quick": TrainConfig(
         net=NetConfig(backbone=BackboneConfig(widths=(8, 16, 32, 64, 128)),
                       fusion=FusionConfig(width=64, hidden=128),
@@ -252,9 +252,9 @@ PRESETS: dict[str, TrainConfig] = {
     # the shipped network's design in one run: cpu-real's data from the first step (the realism
     # levers on half the faces, validated on plain ones), bf16 autocast where the CPU multiplies
     # bf16 natively (1.5x faster training on an AMX Xeon; float32 elsewhere): 768,000 faces in
-    # 80 min on two threads of a 2-core Xeon. Measured against the two stages in float32
-    # (README): worse (2.95 against 2.85 mm), since realism from the first step slows learning
-    # the face
+    # 80 min on two threads of a 2-core Xeon. Measured against two stages (README): worse than
+    # the previous float32 ones (2.95 against 2.85 mm) and the shipped bf16 ones (2.65 mm),
+    # since realism from the first step slows learning the face
     "cpu-2h": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),
