@@ -5,9 +5,10 @@
 runs notebooks/00 … 08 one after another, from an empty cache (a fresh ``E2FAR_CACHE``), as
 a student would meet them, and writes ``data/course_times.json``: each notebook's seconds,
 the load average before it (what else the machine was doing), notebook 05's own training
-minutes, and the machine. The README's run-time column and the notebooks' headers state
-these figures; ``tests/test_notebooks.py`` checks that they do. About 6-10 minutes on the
-project's 2-core CPU; nothing is written into the notebooks themselves.
+minutes and the validation figures its ``cpu-quick`` run printed, and the machine. The
+README's run-time column and the notebooks' headers state these figures;
+``tests/test_notebooks.py`` checks that they do. About 5-10 minutes on the project's 2-core
+CPU; nothing is written into the notebooks themselves.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from e2far_lite.evaluate.scores import write_json  # noqa: E402
 from e2far_lite.io.landmark_files import dev_annotations  # noqa: E402
 
 OUT = ROOT / "data" / "course_times.json"
-# notebook 05 prints "trained in X min" after its cpu-quick run
+# notebook 05 prints its cpu-quick run's validation figures, then "trained in X min"
 TRAINED = re.compile(r"trained in ([0-9.]+) min")
+FIGURES = re.compile(r"^vertex RMSE total .*$", re.MULTILINE)
 
 
 def run(path: Path, cache: str) -> tuple[float, str]:
@@ -62,10 +64,11 @@ def main() -> None:
         for path in notebooks:
             load = os.getloadavg()[0]
             seconds, printed = run(path, cache)
-            rows[path.name] = row = {"seconds": round(seconds, 1), "load_before": load}
+            rows[path.name] = row = {"seconds": round(seconds, 1), "load_before": round(load, 2)}
             trained = TRAINED.search(printed)
             if trained:
                 row["training_minutes"] = float(trained.group(1))
+                row["training_figures"] = FIGURES.findall(printed)[-1]
             print(f"{path.name:<45} {seconds:7.1f} s   (load average before: {load:.2f})",
                   flush=True)
     total = sum(row["seconds"] for row in rows.values())

@@ -47,6 +47,8 @@ def test_notebook_is_committed_clean(path):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
         "strip outputs before committing"
+    assert all(c.get("id") for c in nb["cells"]), "every cell needs an id (nbformat 4.5)"
+    nbformat.validate(nbformat.reads(path.read_text(), as_version=4))
     first = "".join(nb["cells"][0]["source"])
     assert first.startswith("# ") and "colab.research.google.com" in first
     assert "Run time" in first
@@ -59,3 +61,23 @@ def test_notebooks_exist():
     for prefix in ("00_", "01_", "02_"):
         assert any(n.startswith(prefix) for n in names), prefix
     assert os.environ.get("E2FAR_SMOKE", "0") in ("0", "1", "")
+
+
+def course_time(seconds: float) -> str:
+    """How the README and the notebook headers write a measured run time."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def test_readme_and_headers_state_the_measured_course_times():
+    # data/time_course.py ran every notebook in full on the project's CPU and recorded it
+    record = json.loads((NOTEBOOKS[0].parent.parent / "data" / "course_times.json").read_text())
+    assert set(record["notebooks"]) == {p.name for p in NOTEBOOKS}
+    assert record["total_minutes"] <= 30  # the whole course in about half an hour on 2 cores
+    readme = (NOTEBOOKS[0].parent.parent / "README.md").read_text()
+    for path in NOTEBOOKS:
+        shown = course_time(record["notebooks"][path.name]["seconds"])
+        row = next(line for line in readme.splitlines() if f"(notebooks/{path.name})" in line)
+        assert f"| {shown} |" in row, path.name
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+        assert f"**Run time:** {shown} on the project's 2-core CPU" in first, path.name
+    assert f"{record['total_minutes']} min" in " ".join(readme.split())

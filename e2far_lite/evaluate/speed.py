@@ -18,6 +18,7 @@ so a network can beat the float32 matmul peak; the TF32 peak is printed for that
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -232,7 +233,8 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
         echo: called with a line before each part (progress); ``None`` for silence.
 
     Returns:
-        a JSON-ready dict: ``device`` (its description), ``repeats``, ``peak_gflops``
+        a JSON-ready dict: ``device`` (its description), ``repeats``, ``load_average`` (the
+        one-minute load average at the start, where the OS reports one), ``peak_gflops``
         (``float32``; ``tf32`` on CUDA; ``bfloat16`` on CUDA and on a CPU with native bf16),
         ``rendering``, ``training`` (per config: ``default``, ``cpu-quick``, ``gpu`` on CUDA,
         ``cpu-2h``, and ``cpu-2h float32`` where ``cpu-2h`` runs in bf16) and
@@ -247,6 +249,8 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
     warmup = 3 if gpu else 1
     say = echo or (lambda _line: None)
     report: dict[str, Any] = {"device": describe(device), "repeats": repeats}
+    if hasattr(os, "getloadavg"):  # what else ran: timings on a shared machine depend on it
+        report["load_average"] = round(os.getloadavg()[0], 2)
     model = MorphableModel.default()
 
     say("timing the float32 matmul peak ...")

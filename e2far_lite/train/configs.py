@@ -13,7 +13,7 @@ Presets (``get_config(name, **overrides)``); "easy" data means near-frontal head
 name           pixels  backbone widths       steps  batch  data        meant for
 =============  ======  ====================  =====  =====  ==========  ============================
 ``smoke``      64      4, 8, 16, 32, 64      60     8      easy        CI, ``E2FAR_SMOKE=1`` (secs)
-``cpu-quick``  64      8, 16, 32, 64, 128    3600   32     easy, pool  a 2-core CPU, ~7 minutes
+``cpu-quick``  64      8, 16, 32, 64, 128    3600   32     easy, pool  a 2-core CPU, ~3 minutes
 ``cpu-full``   96      16, 32, 64, 128, 256  36000  32     full        shipped net, 1st stage, bf16
 ``cpu-real``   96      as ``cpu-full``       9000   32     full, real  its 2nd stage, from cpu-full
 ``cpu-2h``     96      as ``cpu-full``       24000  32     full, real  one run, 80 min, bf16
@@ -197,8 +197,8 @@ def config_differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] =
 
 # ------------------------------------------------------------------------------------- presets
 # The presets' backbone: blocks 1-2 have one conv each. Their maps are large and thin (16 and
-# 32 channels at 1/1 and 1/2 of the input), where a second 3x3 conv cost a third of the time,
-# and most of the batch-1 latency, for little.
+# 32 channels at 1/1 and 1/2 of the input), where a second 3x3 conv cost about a quarter of
+# the multiply-adds and of the batch-1 latency (README, Speed), for little.
 _LITE = BackboneConfig(widths=(16, 32, 64, 128, 256), convs_per_block=(1, 1, 2, 2, 2))
 # Near-frontal heads on a black background: the quick presets learn identity within minutes on
 # this distribution, while the full one (turns to 75 degrees, cluttered backgrounds) first spends
