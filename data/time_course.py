@@ -68,7 +68,8 @@ def main() -> None:
             trained = TRAINED.search(printed)
             if trained:
                 row["training_minutes"] = float(trained.group(1))
-                row["training_figures"] = FIGURES.findall(printed)[-1]
+                figures = FIGURES.findall(printed)
+                row["training_figures"] = figures[-1] if figures else None
             print(f"{path.name:<45} {seconds:7.1f} s   (load average before: {load:.2f})",
                   flush=True)
     total = sum(row["seconds"] for row in rows.values())

@@ -84,17 +84,20 @@ def _device(text: str | None, flag: str = "--device", default: str | None = None
     if text is None:
         return default_device()
     try:
-        device = torch.device(text)
+        device = torch.device(text.strip().lower())
     except RuntimeError:
         device = None
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
                  "mps": torch.backends.mps.is_available()}
     if device is None or device.type not in available:
         raise SystemExit(f"{flag}: expected cpu, cuda or mps, got {text!r}")
-    if not available[device.type] or (device.type == "cuda" and device.index is not None
-                                      and device.index >= torch.cuda.device_count()):
+    if not available[device.type]:
         usable = ", ".join(k for k, v in available.items() if v)
         raise SystemExit(f"{flag}: expected a device this machine has ({usable}), got {text!r}")
+    count = torch.cuda.device_count() if device.type == "cuda" else 1
+    if device.index is not None and device.index >= count:
+        raise SystemExit(f"{flag}: expected {device.type}:0 .. {device.type}:{count - 1} (this "
+                         f"machine has {count}), got {text!r}")
     return device
 
 
@@ -122,12 +125,17 @@ def _benchmark(args: argparse.Namespace) -> None:
     from .devices import describe
 
     device = _device(args.device)
+    speed_only = [f"--{name}" for name in ("json", "size", "batch", "repeats")
+                  if getattr(args, name) is not None]
+    table_only = [f"--{name}" for name in ("mode", "out") if getattr(args, name) is not None]
+    if args.speed and table_only:
+        raise SystemExit(f"{', '.join(table_only)}: expected only without --speed (the speed "
+                         "figures take --device, --size, --batch, --repeats and --json)")
+    if not args.speed and speed_only:
+        raise SystemExit(f"{', '.join(speed_only)}: expected only with --speed (the ablation "
+                         "table takes --mode, --out and --device)")
+    args.mode, args.out = args.mode or "quick", args.out or "runs/benchmark"
     if not args.speed:
-        given = [f"--{name}" for name in ("json", "size", "batch", "repeats")
-                 if getattr(args, name) is not None]
-        if given:
-            raise SystemExit(f"{', '.join(given)}: expected only with --speed (the ablation "
-                             f"table takes --mode, --out and --device)")
         _check_folder(args.out, "--out")
     if args.json:
         _check_writable(args.json, "--json")
@@ -141,8 +149,7 @@ def _benchmark(args: argparse.Namespace) -> None:
         return
     from .evaluate.speed import format_report, speed_report
 
-    report = speed_report(device, batch=args.batch, image_size=args.size or 128,
-                          repeats=args.repeats,
+    report = speed_report(device, batch=args.batch, image_size=args.size, repeats=args.repeats,
                           echo=lambda line: print("  " + line, flush=True))
     print(format_report(report))
     if args.json:
@@ -198,6 +205,8 @@ def _train(args: argparse.Namespace) -> None:
                 raise SystemExit(f"--{err}") from None
             if str(err).startswith(flag):
                 raise SystemExit(f"--{flag}: {err}") from None
+        if args.resume and str(err).startswith("path:"):  # --resume auto: OUT/last.pt
+            raise SystemExit(f"--resume: {err}") from None
         raise
     minutes = (time.perf_counter() - start) / 60
     say(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
@@ -406,9 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_render)
 
     p = command("benchmark", "the ablation table (--mode), or speed figures (--speed)")
-    p.add_argument("--mode", choices=("smoke", "quick", "full"), default="quick",
-                   help="ablation size: quick fits a 2-core CPU in 30 min, full is for a GPU")
-    p.add_argument("--out", default="runs/benchmark", help="folder for results.md/.json")
+    p.add_argument("--mode", choices=("smoke", "quick", "full"), default=None,
+                   help="ablation size: quick fits a 2-core CPU in 30 min, full is for a GPU "
+                        "(default: quick)")
+    p.add_argument("--out", default=None,
+                   help="folder for results.md/.json (default: runs/benchmark)")
     p.add_argument("--speed", action="store_true",
                    help="speed figures instead of the ablation table")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

@@ -123,6 +123,7 @@ def _folder_after(tmp_path):
      r"^--out: expected a folder, got the file"),
     (["benchmark", "--mode", "smoke", "--json", "{tmp}/b.json", "--size", "64"],
      r"^--json, --size: expected only with --speed"),
+    (["benchmark", "--speed", "--mode", "smoke"], r"^--mode: expected only without --speed"),
     (["render", "--size", "100000", "--out", "{tmp}/deep/a.png"],
      r"^--size: expected at most 4096 px, got 100000"),
     (["render", "--n", "100000", "--size", "16", "--out", "{tmp}/deep/a.png"],
@@ -130,7 +131,8 @@ def _folder_after(tmp_path):
     (["evaluate", "--checkpoint", "{tmp}/text.pt", "--json", "{tmp}/deep/er/f.json"],
      r"^--checkpoint: .*not a torch.save file"),
 ], ids=["device-name", "device-train", "resume-missing", "resume-text", "resume-shipped",
-        "out-file", "cache-file", "benchmark-out-file", "benchmark-flags", "size", "render-n",
+        "out-file", "cache-file", "benchmark-out-file", "benchmark-flags", "speed-flags", "size",
+        "render-n",
         "json-folder"])
 def test_bad_flags_are_one_line_and_leave_nothing(tmp_path, argv, message):
     from e2far_lite.train.shipped import SMOKE_FILE
@@ -152,3 +154,24 @@ def test_a_device_this_machine_lacks_is_named(tmp_path, monkeypatch):
                                          r"\(cpu.*\), got 'cuda'"):
         main(["train", "--config", "smoke", "--out", str(tmp_path / "run"), "--device", "cuda"])
     assert not (tmp_path / "run").exists()
+
+
+def test_a_gpu_index_this_machine_lacks_is_named(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit, match=r"^--device: expected cuda:0 \.\. cuda:0 \(this machine "
+                                         r"has 1\), got 'cuda:1'"):
+        main(["evaluate", "--checkpoint", str(SHIPPED), "--device", "cuda:1"])
+
+
+def test_resume_auto_from_a_damaged_last_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_text("hello")
+    with pytest.raises(SystemExit, match=r"^--resume: path: .*'last.pt', refused: not a "
+                                         r"torch.save file"):
+        main(["train", "--config", "smoke", "--steps", "2", "--quiet", "--out", str(run),
+              "--resume", "auto", "--cache-dir", str(tmp_path / "cache")])
+    assert sorted(p.name for p in run.iterdir()) == ["last.pt"]  # the run's folder is kept

@@ -496,14 +496,17 @@ def test_reconstruct_names_the_argument_a_notebook_slip_got_wrong(astronaut, smo
         (lambda: photo.reconstruct(astronaut, net, model, config, box=box, convention="hog"),
          TypeError, r"^convention: expected a BoxConvention"),
         (lambda: photo.reconstruct(astronaut, net, model, config, box=(5000, 5000, 100, 100)),
-         ValueError, r"^boxes\[0\]: expected a box overlapping the 512 x 512 photo"),
+         ValueError, r"^boxes\[0\]: expected a box overlapping the image \(512 x 512 px\)"),
     ]
     for call, kind, message in slips:
         with pytest.raises(kind, match=message):
             call()
-    # a numpy box is a box; four boxes are four faces
-    assert photo.reconstruct(astronaut, net, model, config, box=np.array(box)).box == \
-        tuple(float(v) for v in box)
+    # a numpy or torch box is a box (and boxes may come from a generator); four boxes are four
+    for given in (np.array(box), torch.tensor(box), tuple(torch.tensor(box))):
+        assert photo.reconstruct(astronaut, net, model, config, box=given).box == \
+            tuple(float(v) for v in box)
+    assert len(photo.reconstruct_faces(astronaut, net, model, config,
+                                       boxes=(b for b in [box]))) == 1
     assert len(photo.reconstruct_faces(astronaut, net, model, config, boxes=[box] * 4)) == 4
 
 
@@ -531,8 +534,8 @@ def test_cli_reconstruct_bad_inputs(tmp_path, checkpoint, capsys):
         capsys.readouterr().err
     for box, reason in ((("180", "40", "-5", "150"), r"w, h > 0 px"),
                         (("180", "40", "nan", "150"), r"w, h > 0 px"),
-                        (("5000", "5000", "100", "100"), r"overlapping the 512 x 512 photo"),
-                        (("180", "40", "1e9", "1e9"), r"at most twice the photo's size")):
+                        (("5000", "5000", "100", "100"), r"overlapping a.png \(512 x 512 px\)"),
+                        (("180", "40", "1e9", "1e9"), r"at most twice the size of a.png")):
         with pytest.raises(SystemExit, match=f"^--box: expected .*{reason}"):
             main(["reconstruct", str(tmp_path / "a.png"), "-o", str(tmp_path / "no" / "f.obj"),
                   "--checkpoint", str(checkpoint), "--box", *box])

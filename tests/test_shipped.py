@@ -118,6 +118,21 @@ def test_readme_states_the_shipped_figures():
     assert f"reached by the default: {refined['nme_percent']:.2f} %" in readme
 
 
+def test_readme_states_the_first_stage_and_bf16_records():
+    readme = " ".join((data_dir().parent / "README.md").read_text().split())
+    first = json.loads(FIGURES.read_text())["first_stage"]["development_faces"]
+    assert first["found"] == first["faces"]
+    assert f"its first stage alone scored {first['nme_pct']:.2f} %" in readme
+    runs = json.loads((data_dir() / "bf16_check.json").read_text())["runs"]
+    a, b = runs["float32"], runs["bf16"]
+    assert (f"validated at {a['total_sim_mm']:.3f} and {b['total_sim_mm']:.3f} mm (expression "
+            f"{a['expression_mm']:.3f} and {b['expression_mm']:.3f} mm, NME "
+            f"{a['nme_pct']:.2f} and {b['nme_pct']:.2f} %") in readme
+    # the claim itself: bf16 changes the validation figures by well under a percent
+    for key in ("total_sim_mm", "expression_mm"):
+        assert abs(a[key] - b[key]) < 0.01 * a[key]
+
+
 def test_readme_states_what_the_curve_says_the_goals_would_take():
     recorded = json.loads(FIGURES.read_text())
     readme = " ".join((data_dir().parent / "README.md").read_text().split())

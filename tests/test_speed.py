@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -81,9 +82,10 @@ def test_speed_report_has_every_figure(tiny_report_setup):
     lines = []
     report = speed.speed_report(CPU, batch=2, image_size=32, repeats=1, echo=lines.append)
     assert lines and report["repeats"] == 1
-    assert set(report) == {"device", "repeats", "load_average", "peak_gflops", "rendering",
-                           "training", "inference"}
-    assert report["load_average"] >= 0
+    load = {"load_average"} if hasattr(os, "getloadavg") else set()  # not on Windows
+    assert set(report) == {"device", "repeats", "peak_gflops", "rendering", "training",
+                           "inference"} | load
+    assert report.get("load_average", 0) >= 0
     # the cpu-2h preset's bf16 autocast is timed against float32 where this CPU has bf16
     bf16 = speed.amp_dtype(get_config("smoke", amp=True), CPU) is not None
     assert set(report["training"]) == {"default", "cpu-quick", "cpu-2h"} | (

@@ -220,7 +220,8 @@ def _peaks(device: torch.device, repeats: int) -> dict[str, float]:
     return peaks
 
 
-def speed_report(device: torch.device | str, batch: int | None = None, image_size: int = 128,
+def speed_report(device: torch.device | str, batch: int | None = None,
+                 image_size: int | None = None,
                  repeats: int | None = None,
                  echo: Callable[[str], object] | None = print) -> dict[str, Any]:
     """All speed figures of one device, in one run: see the module docstring.
@@ -228,7 +229,7 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
     Args:
         device: where to time everything.
         batch: rendering batch (default 64, the training batch of ``default``).
-        image_size: rendering size in px.
+        image_size: rendering size in px (default 128, the ``default`` preset's).
         repeats: timed repeats per figure (default 10 on a GPU, 3 on a CPU).
         echo: called with a line before each part (progress); ``None`` for silence.
 
@@ -246,6 +247,7 @@ def speed_report(device: torch.device | str, batch: int | None = None, image_siz
     gpu = device.type != "cpu"
     repeats = repeats or (10 if gpu else 3)
     batch = batch or 64
+    image_size = image_size or 128
     warmup = 3 if gpu else 1
     say = echo or (lambda _line: None)
     report: dict[str, Any] = {"device": describe(device), "repeats": repeats}

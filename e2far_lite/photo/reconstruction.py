@@ -176,17 +176,24 @@ def _check_config(config: TrainConfig) -> None:
                         f"got {type(config).__name__}")
 
 
-def _check_boxes(boxes: Sequence[Box], width: int, height: int) -> list[Box]:
-    """Boxes as float tuples, each finite, positive and overlapping the W x H photo, at most
-    twice its size (larger crops would only hold the photo's repeated border)."""
-    if len(boxes) == 4 and all(isinstance(v, (int, float, np.number)) for v in boxes):
+def _is_number(value: object) -> bool:
+    """A plain, numpy or 0-d torch number (one coordinate of a box)."""
+    return (isinstance(value, (int, float, np.number))
+            or (isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0))
+
+
+def _check_boxes(boxes: Sequence[Box], width: int, height: int, name: str) -> list[Box]:
+    """Boxes as float tuples, each finite, positive and overlapping the W x H photo ``name``,
+    at most twice its size (larger crops would only hold the photo's repeated border)."""
+    boxes = list(boxes)
+    if len(boxes) == 4 and all(_is_number(v) for v in boxes):
         raise TypeError(f"boxes: expected a list of (x, y, w, h) boxes, got one box "
-                        f"{tuple(boxes)}; pass [box], or box= to reconstruct")
+                        f"{tuple(float(v) for v in boxes)}; pass [box], or box= to reconstruct")
     out = []
     for i, box in enumerate(boxes):
         try:
             values = tuple(float(v) for v in box)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"boxes[{i}]: expected (x, y, w, h) in pixels, got {box!r}") from None
         if len(values) != 4:
             raise ValueError(f"boxes[{i}]: expected (x, y, w, h) in pixels, got {box!r}")
@@ -194,10 +201,10 @@ def _check_boxes(boxes: Sequence[Box], width: int, height: int) -> list[Box]:
         if not (np.isfinite(values).all() and w > 0 and h > 0):
             raise ValueError(f"boxes[{i}]: expected (x, y, w, h) with w, h > 0 px, got {values}")
         if not (x < width and y < height and x + w > 0 and y + h > 0):
-            raise ValueError(f"boxes[{i}]: expected a box overlapping the {width} x {height} "
-                             f"photo, got {values}")
+            raise ValueError(f"boxes[{i}]: expected a box overlapping {name} ({width} x "
+                             f"{height} px), got {values}")
         if max(w, h) > 2 * max(width, height):
-            raise ValueError(f"boxes[{i}]: expected a box at most twice the photo's size "
+            raise ValueError(f"boxes[{i}]: expected a box at most twice the size of {name} "
                              f"({2 * max(width, height)} px), got {values}")
         out.append(values)
     return out
@@ -230,7 +237,10 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
 
     Raises:
         ValueError: ``no face found in <name>; pass box=(x, y, w, h)`` when the detector
-            finds nothing, or the reasons of :func:`load_image`.
+            finds nothing; a box that is not finite and positive, misses the photo or is over
+            twice its size; or the reasons of :func:`load_image`.
+        TypeError: ``net``, ``model``, ``config`` or ``convention`` of another type (e.g. net
+            and model swapped), or one box passed as ``boxes``.
     """
     _check_config(config)
     if not isinstance(net, nn.Module) or isinstance(net, MorphableModel):
@@ -258,7 +268,7 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
             raise ValueError(f"no face found in {name}; pass box=(x, y, w, h)")
         convention = box_convention(detector) if convention is None else convention
     convention = LANDMARK_BOX if convention is None else convention
-    boxes = _check_boxes(boxes, photo.shape[1], photo.shape[0])
+    boxes = _check_boxes(boxes, photo.shape[1], photo.shape[0], name)
     if not boxes:
         return []
     size = config.image_size
@@ -294,7 +304,8 @@ def reconstruct(image, net: nn.Module, model: MorphableModel, config: TrainConfi
         image: a file path, PIL image, array or tensor (see :func:`load_image`).
         net, model, config: what :func:`~e2far_lite.train.load_checkpoint` returns.
         box: (x, y, w, h) photo pixels of the face, tight around it (eyebrows to chin, jaw to
-            jaw, like the 68 landmarks' box; ``convention`` says otherwise); default: detect.
+            jaw, like the 68 landmarks' box; ``convention`` says otherwise): four numbers, a
+            tuple, list, numpy array or tensor; default: detect.
         convention, refine: see :func:`reconstruct_faces`.
         name: the photo's name in error messages.
 
@@ -309,8 +320,7 @@ def reconstruct(image, net: nn.Module, model: MorphableModel, config: TrainConfi
         >>> face.landmarks2d.shape
         torch.Size([68, 2])
     """
-    if box is not None and not (len(box) == 4 and all(isinstance(v, (int, float, np.number))
-                                                      for v in box)):
+    if box is not None and not (len(box) == 4 and all(_is_number(v) for v in box)):
         raise TypeError(f"box: expected (x, y, w, h) in pixels, got {box!r}")
     boxes = None if box is None else [box]
     return reconstruct_faces(image, net, model, config, boxes, convention, name, refine)[0]

@@ -17,11 +17,15 @@ import json
 import math
 import operator
 import os
+import pickle
+import struct
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -225,7 +229,8 @@ class SyntheticFaces(Dataset):
 
         An empty ``indices`` is refused (``ValueError``): there is nothing to render.
         """
-        if isinstance(indices, Tensor) and indices.dtype == torch.bool:
+        if (isinstance(indices, (Tensor, np.ndarray)) and indices.dtype in (torch.bool, bool)) \
+                or any(isinstance(i, (bool, np.bool_)) for i in indices):
             raise TypeError("indices: expected integer item indices, got a boolean mask; "
                             "pass mask.nonzero().flatten()")
         try:
@@ -381,8 +386,9 @@ def _read_split(folder: Path, meta_path: Path, num_samples: int) -> dict[str, Te
     meta = json.loads(meta_path.read_text())
     shards = [torch.load(folder / name, weights_only=True) for name in meta["shards"]]
     out = {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
-    if meta.get("num_samples") != num_samples or len(out["image"]) != num_samples:
-        raise ValueError(f"expected {num_samples} faces, found {len(out['image'])}")
+    lengths = {k: len(v) for k, v in out.items()}
+    if meta.get("num_samples") != num_samples or set(lengths.values()) != {num_samples}:
+        raise ValueError(f"expected {num_samples} faces in every field, found {lengths}")
     out["image"] = out["image"].float() / 255
     return out
 
@@ -402,7 +408,10 @@ def cached_split(faces: SyntheticFaces, cache_dir: str | os.PathLike, shard_size
     if meta_path.is_file():
         try:
             return _read_split(folder, meta_path, len(faces))
-        except Exception as err:  # any damage: render the split again
+        except PermissionError:
+            raise  # not damage: rendering again could not write it either
+        except (OSError, ValueError, KeyError, IndexError, RuntimeError, EOFError,
+                pickle.UnpicklingError, struct.error, zipfile.BadZipFile) as err:
             warnings.warn(f"cache {folder} is damaged ({type(err).__name__}: {err}); "
                           "rendering it anew", stacklevel=2)
     if any(_made_by_other_generator(p / "meta.json") for p in stale):

@@ -167,6 +167,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def _utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _load_failure(err: Exception, path: Path) -> str:
     """Why ``torch.load`` refused ``path``, without its advice to load unsafely."""
     with open(path, "rb") as handle:
@@ -174,10 +181,10 @@ def _load_failure(err: Exception, path: Path) -> str:
     if not head:
         return "an empty file"
     if not head.startswith(b"PK\x03\x04") and not head.startswith(b"\x80"):  # zip, or pickle
-        try:
-            shown = f"text starting {head.decode('utf-8')[:16]!r}"
-        except UnicodeDecodeError:
-            shown = f"bytes starting {head[:8]!r}"
+        text = next((t for cut in range(4) if (t := _utf8(head[:len(head) - cut])) is not None),
+                    None)  # a character may straddle the 24th byte
+        printable = text is not None and all(c.isprintable() or c.isspace() for c in text)
+        shown = f"text starting {text[:16]!r}" if printable else f"bytes starting {head[:8]!r}"
         return f"not a torch.save file ({shown})"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     reasons = [line for line in lines if not line.startswith(

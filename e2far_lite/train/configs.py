@@ -43,6 +43,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import check_positive_int
 from ..nets.backbone import BackboneConfig
 from ..nets.fusion import FusionConfig
 from ..nets.network import NetConfig
@@ -90,9 +91,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("image_size", "steps", "batch_size", "val_size", "log_every", "val_every",
                      "ckpt_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            setattr(self, name, check_positive_int(getattr(self, name), name))
         if isinstance(self.train_pool, bool) or not isinstance(self.train_pool, int) \
                 or self.train_pool < 0:
             raise ValueError(f"train_pool: expected an integer >= 0, got {self.train_pool!r}")
