@@ -96,8 +96,13 @@ def register(name: str, solution: Callable[[], object], hint: str) -> None:
     SOLUTIONS[name] = (solution, hint)
 
 
-def check(name: str, answer: object, tolerance: float = 1e-6) -> bool:
-    """Print whether ``answer`` solves exercise ``name``; ``None`` means not tried yet."""
+def check(name: str, answer: object, tolerance: float = 1e-4) -> bool:
+    """Print whether ``answer`` solves exercise ``name``; ``None`` means not tried yet.
+
+    A number may come as a Python number, a numpy scalar or a one-element tensor. A count must
+    be exact; a float answer is right within ``tolerance`` (relative, or absolute below 1):
+    float32 sums in another order differ in the sixth digit.
+    """
     if name not in SOLUTIONS:
         raise ValueError(f"name: expected one of {sorted(SOLUTIONS)}, got {name!r}")
     solution, hint = SOLUTIONS[name]
@@ -105,13 +110,28 @@ def check(name: str, answer: object, tolerance: float = 1e-6) -> bool:
         print(f"Not answered yet. Hint: {hint}.")
         return False
     expected = solution()
-    if isinstance(expected, float):
-        ok = isinstance(answer, (int, float)) and abs(answer - expected) <= tolerance * max(
-            1.0, abs(expected))
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        value = _number(answer)
+        if isinstance(expected, int):  # counts are exact
+            ok = value is not None and value == expected
+        else:
+            ok = value is not None and abs(value - expected) <= tolerance * max(1.0,
+                                                                                abs(expected))
     else:
         ok = answer == expected
     print("Correct!" if ok else f"Not quite ({answer!r}). Hint: {hint}.")
-    return ok
+    return bool(ok)
+
+
+def _number(answer: object) -> float | None:
+    """``answer`` as a float if it is one number (not a bool), else None."""
+    if isinstance(answer, bool):
+        return None
+    try:
+        value = float(answer)  # int, float, numpy scalar, one-element tensor or array
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return None if isinstance(answer, str) else value
 
 
 def _best_expression_probe_layer() -> str:

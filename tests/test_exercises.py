@@ -77,3 +77,25 @@ def test_register_adds_an_exercise(monkeypatch):
     monkeypatch.setattr(exercises, "SOLUTIONS", dict(SOLUTIONS))
     exercises.register("99_answer", lambda: 42, "it is 42")
     assert exercises.check("99_answer", 42)
+
+
+def test_the_answers_the_hints_lead_to_pass(capsys):
+    import numpy as np
+    import torch
+
+    from e2far_lite import MorphableModel
+    from e2far_lite.synth.faces import SyntheticFaces
+
+    model = MorphableModel.default()
+    # 05: one std of component 0, squared, averaged over the vertices (float32, another order
+    # of sums than the Gram matrix the reference uses)
+    assert check("05_unit_identity_error", float(model.id_std[0] ** 2 / model.num_vertices))
+    # 02: the mean left as a 0-d tensor, as the hint's code leaves it
+    batch = SyntheticFaces(model, 64, seed=0).batch(range(64))
+    assert check("02_hidden_share", 1 - batch["visible"].float().mean())
+    # 00: numpy and tensor integers are integers; a bool or a string is not a number
+    assert check("00_num_vertices", np.int64(model.num_vertices))
+    assert check("00_num_vertices", torch.tensor(model.num_vertices))
+    assert not check("00_num_vertices", str(model.num_vertices))
+    assert not check("00_num_vertices", model.num_vertices + 0.5)
+    capsys.readouterr()
