@@ -11,10 +11,10 @@ from collections.abc import Callable
 from .model.morphable_model import MorphableModel
 
 
-def _largest_blendshape() -> str:
+def _broadest_blendshape() -> str:
     m = MorphableModel.default()
-    reach = m.blendshapes.norm(dim=-1).amax(1)
-    return m.blendshape_names[int(reach.argmax())]
+    moved = (m.blendshapes.norm(dim=-1) > 1.0).sum(1)  # vertices each moves by over 1 mm
+    return m.blendshape_names[int(moved.argmax())]
 
 
 def _num_vertices() -> int:
@@ -42,7 +42,7 @@ def _fuse_in_channels() -> int:
     from .nets.backbone import VGGBackbone
     from .nets.fusion import FusionCNN, FusionConfig
 
-    config = FusionConfig(taps=("pool3", "pool4", "pool5"), width=128)
+    config = FusionConfig(taps=("pool3", "pool4", "pool5"), width=96)
     fusion = FusionCNN(VGGBackbone().channels, num_exp=29, config=config, grid_size=4)
     return fusion.fuse[0].in_channels
 
@@ -72,8 +72,9 @@ def _worst_region() -> str:
 
 SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "00_num_vertices": (_num_vertices, "look at model.num_vertices or model.mean.shape"),
-    "01_largest_blendshape": (_largest_blendshape,
-                              "take the largest vertex displacement norm of each blend shape"),
+    "01_broadest_blendshape": (_broadest_blendshape,
+                               "count, for each blend shape, the vertices whose displacement "
+                               "norm is over 1 mm, and take the blend shape with the most"),
     "05_unit_identity_error": (_unit_identity_error,
                                "one std of component 0 moves the shape by id_std[0] mm in "
                                "total; the loss averages the squared distance over V vertices"),
