@@ -30,6 +30,7 @@ from .plots import (
     plot_history,
     plot_realism_study,
     plot_study,
+    shape_comparison,
     to_numpy_image,
 )
 from .widgets import (
@@ -85,6 +86,7 @@ __all__ = [
     "plot_claims",
     "plot_realism_study",
     "plot_study",
+    "shape_comparison",
     "to_numpy_image",
     "value_colours",
 ]

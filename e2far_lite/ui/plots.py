@@ -225,6 +225,39 @@ def error_colorbar(vmax: float, colormap: str = "inferno", label: str = "error (
     return fig
 
 
+def shape_comparison(image: Tensor, true: Tensor, predicted: dict[str, Tensor],
+                     triangles: Tensor, vmax: float | None = None, size: float = 1.8):
+    """One face in a row: the input image, the true shape, and each predicted shape, rendered
+    frontally (so the shape is judged, not the pose), each titled with its RMSE after rigid
+    alignment. Returns the figure.
+
+    Args:
+        image: (3, H, W) input image in [0, 1].
+        true: (V, 3) true vertices in mm.
+        predicted: ``{label: (V, 3) vertices in mm}``, e.g. ``{"mean face": ...,
+            "predicted": ...}``, drawn in this order.
+        triangles: (F, 3) vertex indices.
+        vmax: colour each prediction by its per-vertex error from 0 to ``vmax`` mm
+            (:func:`error_colors`; draw the scale with :func:`error_colorbar`); None: plain
+            shading.
+    """
+    from ..model.metrics import per_vertex_error
+    from ..render.renderer import render_preview
+
+    check_shape(true, "true", (None, 3))
+    shapes = torch.stack([p.detach().float().cpu() for p in predicted.values()])
+    truth = true.detach().float().cpu()
+    errors = per_vertex_error(shapes, truth.expand_as(shapes))  # (P, V) mm
+    albedo = None if vmax is None else error_colors(errors, vmax)
+    faces = triangles.cpu()
+    pictures = [image.detach().cpu(), render_preview(truth[None], faces, size=128)[0],
+                *render_preview(shapes, faces, size=128, albedo=albedo)]
+    rmse = errors.pow(2).mean(1).sqrt()
+    titles = ["input", "true shape",
+              *(f"{label}: {float(r):.2f} mm" for label, r in zip(predicted, rmse, strict=True))]
+    return image_row(pictures, titles, size=size)
+
+
 def plot_study(results: dict, path: str | os.PathLike | None = None):
     """Learning curves of the recipe study (the results of
     :func:`~e2far_lite.analysis.run_study`): validation total RMSE (similarity-aligned, left) and
@@ -354,7 +387,8 @@ def plot_history(history: list[dict[str, float]], baseline: dict[str, float] | N
 
 
 __all__ = ["mesh_trace", "mesh_figure", "image_grid", "to_numpy_image", "pipeline_diagram",
-           "image_row", "error_colors", "error_colorbar", "plot_study", "plot_claims",
+           "image_row", "error_colors", "error_colorbar", "shape_comparison", "plot_study",
+           "plot_claims",
            "error_heatmap",
            "plot_history"]
 
