@@ -80,4 +80,9 @@ def test_readme_and_headers_state_the_measured_course_times():
         assert f"| {shown} |" in row, path.name
         first = "".join(json.loads(path.read_text())["cells"][0]["source"])
         assert f"**Run time:** {shown} on the project's 2-core CPU" in first, path.name
-    assert f"{record['total_minutes']} min" in " ".join(readme.split())
+    joined = " ".join(readme.split())
+    assert f"{record['total_minutes']} min" in joined
+    # notebook 05's cpu-quick run: its minutes and the validation figures it printed
+    quick = record["notebooks"]["05_multitask_loss_and_training.ipynb"]
+    assert f"it took **{quick['training_minutes']} min**" in joined
+    assert f"printed `{quick['training_figures']}`" in joined
