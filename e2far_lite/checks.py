@@ -7,7 +7,9 @@ Every error names the argument, what was expected and what came, e.g.
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -69,6 +71,14 @@ def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or number <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return number
+
+
+def check_path(value: object, name: str) -> Path:
+    """Require a file-system path (``str`` or ``os.PathLike``); returns it as a ``Path``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got "
+                        f"{type(value).__name__} {value!r}")
+    return Path(value)
 
 
 #: Largest image side in pixels anywhere in the package (renderer, data, network): a bigger

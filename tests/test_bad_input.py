@@ -37,6 +37,7 @@ from e2far_lite.model.morphable_model import NUM_LANDMARKS, MorphableModel
 from e2far_lite.nets.backbone import BackboneConfig
 from e2far_lite.nets.fusion import FusionConfig
 from e2far_lite.nets.network import E2FARNet, NetConfig
+from e2far_lite.paths import data_dir
 from e2far_lite.render.camera import rotation_matrix, weak_perspective_project
 from e2far_lite.render.rasterizer import rasterize
 from e2far_lite.render.renderer import Renderer
@@ -667,3 +668,28 @@ def test_absurd_image_sizes_are_refused_at_once():
     start = time.perf_counter()
     assert len(SyntheticFaces(model(), 10**12, config=DataConfig(image_size=16))) == 10**12
     assert time.perf_counter() - start < 1.0
+
+
+def test_paths_flags_and_mesh_files_are_refused_by_name(tmp_path):
+    from e2far_lite.model.loaders import read_obj
+    from e2far_lite.render import render_preview
+    from e2far_lite.train import export_checkpoint, load_checkpoint, pretrained
+
+    for call in (lambda: MorphableModel.load(None), lambda: load_checkpoint(None)):
+        with pytest.raises(TypeError, match=r"^path: expected a file path .*got NoneType"):
+            call()
+    with pytest.raises(TypeError, match=r"^smoke: expected True, False or None, got str 'no'"):
+        pretrained(smoke="no")
+    with pytest.raises(ValueError, match=r"^dst: expected a file name .*got the folder"):
+        export_checkpoint(data_dir() / "e2far_lite_smoke.pt", tmp_path)
+    model = MorphableModel.default()
+    with pytest.raises(ValueError, match=r"^extent: expected a positive number of mm, got 0"):
+        render_preview(model.mean[None], model.triangles, extent=0)
+    cases = {b"\xff\xfe\x00binary": r"expected a text .obj file, got binary data",
+             b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 x\n": r"got line 4: 'f 1 2 x'",
+             b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n": r"vertices 1 .. 3 .*got vertex 9",
+             b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n": r"vertex numbers 1 .. 3"}
+    for content, message in cases.items():
+        (tmp_path / "m.obj").write_bytes(content)
+        with pytest.raises(ValueError, match=f"^path: .*{message}"):
+            read_obj(tmp_path / "m.obj")

@@ -113,6 +113,23 @@ def test_load_image_files(tmp_path, astronaut):
         photo.load_image(tmp_path / "cut.jpg")
 
 
+def test_float_and_wide_integer_files_follow_the_array_rules(tmp_path, astronaut):
+    grey = astronaut[..., 0].astype(np.float32) / 255
+    Image.fromarray(grey, mode="F").save(tmp_path / "f.tif")  # 32-bit float TIFF in [0, 1]
+    np.testing.assert_allclose(photo.load_image(tmp_path / "f.tif")[..., 2], grey, atol=1e-6)
+    Image.fromarray(grey * 255, mode="F").save(tmp_path / "f255.tif")
+    with pytest.raises(ValueError, match=r"f255.tif: expected floats in \[0, 1\].*divide 8-bit"):
+        photo.load_image(tmp_path / "f255.tif")
+    Image.fromarray((grey * 100_000).astype(np.int32), mode="I").save(tmp_path / "i32.tif")
+    with pytest.raises(ValueError, match=r"i32.tif: expected dtype uint8, uint16, bool or "
+                                         r"float, got int32"):
+        photo.load_image(tmp_path / "i32.tif")
+    # a half-precision tensor is an image too (numpy has no bfloat16)
+    half = torch.from_numpy(astronaut).permute(2, 0, 1).float() / 255
+    for dtype in (torch.bfloat16, torch.float16):
+        assert photo.load_image(half.to(dtype)).dtype == np.float32
+
+
 def _exif_rotated_jpeg(upright: np.ndarray) -> bytes:
     """A JPEG stored as a phone stores a portrait photo: pixels as the sensor saw them (turned
     90° anticlockwise), and EXIF orientation 6 saying "rotate 90° clockwise to view"."""

@@ -590,14 +590,27 @@ def read_obj(path: PathLike) -> tuple[np.ndarray, list[list[int]]]:
     path = _require_file(path, "path", ".obj mesh")
     vertices: list[list[str]] = []
     polygons: list[list[int]] = []
-    with path.open() as handle:
-        for line in handle:
-            if line.startswith("v "):
-                vertices.append(line.split()[1:4])
-            elif line.startswith("f "):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"path: expected a text .obj file, got binary data in "
+                         f"{path.name!r}") from None
+    for number, line in enumerate(lines, 1):
+        if line.startswith("v "):
+            vertices.append(line.split()[1:4])
+        elif line.startswith("f "):
+            try:
                 refs = [int(token.split("/")[0]) for token in line.split()[1:]]
-                # OBJ indices are 1-based; negative ones count back from the last vertex so far
-                polygons.append([r - 1 if r > 0 else len(vertices) + r for r in refs])
+            except ValueError:
+                raise ValueError(f"path: expected 'f i j k ...' with vertex numbers in "
+                                 f"{path.name!r}, got line {number}: {line.strip()!r}") from None
+            # OBJ indices are 1-based; negative ones count back from the last vertex so far
+            face = [r - 1 if r > 0 else len(vertices) + r for r in refs]
+            if any(i < 0 for i in face) or 0 in refs:
+                raise ValueError(f"path: expected vertex numbers 1 .. {len(vertices)} (or "
+                                 f"negative, counting back) in {path.name!r}, got line "
+                                 f"{number}: {line.strip()!r}")
+            polygons.append(face)
     try:
         points = np.array(vertices, dtype=np.float64)
     except ValueError as err:
@@ -605,6 +618,10 @@ def read_obj(path: PathLike) -> tuple[np.ndarray, list[list[int]]]:
     if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
         raise ValueError(f"path: expected vertices 'v x y z' in {path.name!r}, got "
                          f"{points.shape[0] if points.ndim else 0} usable lines")
+    largest = max((max(face) for face in polygons if face), default=-1)
+    if largest >= len(points):
+        raise ValueError(f"path: expected faces that use vertices 1 .. {len(points)} in "
+                         f"{path.name!r}, got vertex {largest + 1}")
     return points, polygons
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_coefficients, check_shape, check_tensor
+from ..checks import check_coefficients, check_path, check_shape, check_tensor
 from ..io.atomic import atomic_write
 from ..paths import data_dir
 
@@ -307,7 +307,7 @@ class MorphableModel(nn.Module):
         headers claim more data than it holds, or more than :data:`MAX_MODEL_BYTES` in all, is
         refused before anything is allocated.
         """
-        path = Path(path)
+        path = check_path(path, "path")
         if not path.is_file():
             raise FileNotFoundError(
                 f"path: expected an existing .npz model file, got {str(path)!r}")

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import Tensor
 
 #: Images smaller than this on either side are refused (px): no face fits in them.
@@ -52,6 +53,8 @@ def load_image(image, name: str | None = None) -> np.ndarray:
         image = np.asarray(_plain_mode(image))
     if isinstance(image, Tensor):
         image = image.detach().cpu()
+        if image.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+            image = image.float()
         if image.dim() == 3 and image.shape[0] in (1, 3, 4):
             image = image.permute(1, 2, 0)
         image = image.numpy()
@@ -94,8 +97,9 @@ def load_image(image, name: str | None = None) -> np.ndarray:
 
 
 def _plain_mode(image):
-    """A PIL image in a mode numpy reads as uint8/uint16 grey, RGB or RGBA."""
-    if image.mode in ("L", "RGB", "RGBA", "I;16"):
+    """A PIL image in a mode numpy reads as uint8/uint16 grey, RGB or RGBA, or as float grey
+    (mode "F", which then follows the float rule of :func:`load_image`: values in [0, 1])."""
+    if image.mode in ("L", "RGB", "RGBA", "I;16", "F"):
         return image
     if image.mode in ("I", "I;16B", "I;16L", "I;16N"):
         array = np.asarray(image)
@@ -103,6 +107,7 @@ def _plain_mode(image):
             from PIL import Image
 
             return Image.fromarray(array.astype(np.uint16))
+        return image  # 32-bit integers beyond 16 bits: refused by dtype, not clipped
     if image.mode == "1":
         return image.convert("L")
     has_alpha = "A" in image.mode or "transparency" in image.info

@@ -212,6 +212,8 @@ def render_preview(
     from .camera import to_camera
     from .shading import skin_albedo
 
+    if not extent > 0:
+        raise ValueError(f"extent: expected a positive number of mm, got {extent!r}")
     check_shape(vertices, "vertices", (None, None, 3))
     batch, distance = vertices.shape[0], 1500.0
     dev = vertices.device

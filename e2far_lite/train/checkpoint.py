@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import check_path
 from ..io.atomic import atomic_write
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
@@ -137,7 +138,7 @@ def save_checkpoint(path: str | os.PathLike, net: E2FARNet, model: MorphableMode
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The raw checkpoint dict, loaded with ``weights_only=True`` onto the CPU."""
-    path = Path(path)
+    path = check_path(path, "path")
     if not path.is_file():
         raise FileNotFoundError(f"path: expected an existing checkpoint file, got {str(path)!r}")
     try:
@@ -249,6 +250,9 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
 
     :func:`load_checkpoint` reads it back as float32.
     """
+    if check_path(dst, "dst").is_dir():
+        raise ValueError(f"dst: expected a file name for the exported checkpoint, got the "
+                         f"folder {str(dst)!r}")
     payload = read_checkpoint(src)
     payload.pop("train_state", None)
     payload["net"] = {k: v.half() if half and v.is_floating_point() else v

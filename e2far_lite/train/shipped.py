@@ -67,7 +67,10 @@ def pretrained(smoke: bool | None = None) -> Pretrained:
     Raises:
         FileNotFoundError: the file is missing; the message names the command that makes it.
     """
-    smoke = is_smoke() if smoke is None else bool(smoke)
+    if smoke is not None and not isinstance(smoke, bool):
+        raise TypeError(f"smoke: expected True, False or None, got {type(smoke).__name__} "
+                        f"{smoke!r}")
+    smoke = is_smoke() if smoke is None else smoke
     name = SMOKE_FILE if smoke else SHIPPED_FILE
     path = data_dir() / name
     if not path.is_file():
