@@ -54,7 +54,9 @@ def _unit_identity_error() -> float:
     return float(MultiTaskLoss(m).gram_id[0, 0] / m.num_vertices)
 
 
-def _worst_region() -> str:
+def _most_improved_region() -> str:
+    import torch
+
     from .evaluate.scores import held_out_faces, predict
     from .model.metrics import shape_errors
     from .model.regions import REGION_NAMES, vertex_regions
@@ -65,9 +67,14 @@ def _worst_region() -> str:
     net, model, _, _ = pretrained()
     split = held_out_faces(model, DataConfig(image_size=net.config.image_size),
                            16 if is_smoke() else 256)
-    errors = shape_errors(model, predict(net, split["image"]), split, vertex_regions(model))
-    means = [float(errors[f"region/{r}"].nanmean()) for r in REGION_NAMES]
-    return REGION_NAMES[max(range(len(means)), key=means.__getitem__)]
+    pred = predict(net, split["image"])
+    mean = {**pred, "a_id": torch.zeros_like(pred["a_id"]),
+            "a_exp": torch.zeros_like(pred["a_exp"])}
+    labels = vertex_regions(model)
+    errors, baseline = (shape_errors(model, p, split, labels) for p in (pred, mean))
+    ratios = [float(errors[f"region/{r}"].nanmean() / baseline[f"region/{r}"].nanmean())
+              for r in REGION_NAMES]
+    return REGION_NAMES[min(range(len(ratios)), key=ratios.__getitem__)]
 
 
 SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
@@ -78,8 +85,11 @@ SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "05_unit_identity_error": (_unit_identity_error,
                                "one std of component 0 moves the shape by id_std[0] mm in "
                                "total; the loss averages the squared distance over V vertices"),
-    "06_worst_region": (_worst_region, "average errors['region/<name>'] over faces for each "
-                        "name in REGION_NAMES and take the largest"),
+    "06_most_improved_region": (_most_improved_region,
+                                "score the mean shape too (a_id and a_exp all zero) with "
+                                "shape_errors, then divide the network's mean "
+                                "errors['region/<name>'] by the mean shape's for each name in "
+                                "REGION_NAMES and take the smallest ratio"),
     "02_hidden_share": (_hidden_share,
                         "render the 64 samples in one faces.batch(...) call and average "
                         "the 'visible' flags"),
@@ -135,19 +145,22 @@ def _number(answer: object) -> float | None:
     return None if isinstance(answer, str) else value
 
 
-def _best_expression_probe_layer() -> str:
-    from .analysis.probes import best_layer, linear_probes
+def _most_spatial_expression_layer() -> str:
+    from .analysis.probes import linear_probes
     from .analysis.stability import probe_batch
     from .train.shipped import pretrained
 
     net, model, config, _ = pretrained()
-    return best_layer(linear_probes(net, probe_batch(net, model, config.data), model),
-                      "expression")
+    faces = probe_batch(net, model, config.data)
+    laid_out, pooled = (linear_probes(net, faces, model, grid=grid) for grid in (2, 1))
+    drops = {layer: laid_out[layer]["expression"] - pooled[layer]["expression"]
+             for layer in laid_out}
+    return max(drops, key=drops.__getitem__)
 
 
-register("07_best_expression_layer", _best_expression_probe_layer,
-         "run linear_probes(net, faces, model) and take the layer whose "
-         "'expression' R² is largest")
+register("07_most_spatial_layer", _most_spatial_expression_layer,
+         "run linear_probes(net, faces, model, grid=1) beside the grid=2 probes of section 5, "
+         "subtract each layer's 'expression' R² and take the layer with the largest drop")
 
 
 def _astronaut_boxes_at_24px() -> int:

@@ -16,7 +16,7 @@ from e2far_lite import exercises
 from e2far_lite.exercises import SOLUTIONS, check
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-SLOW = {"07_best_expression_layer"}  # linear probes over every layer: about 6 s a run
+SLOW = {"07_most_spatial_layer"}  # linear probes over every layer: about 6 s a run
 
 
 def notebook_checks() -> dict[str, str]:

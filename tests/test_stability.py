@@ -68,4 +68,4 @@ def test_bad_inputs_name_the_argument(net, model):
 def test_exercise_is_registered():
     from e2far_lite.exercises import SOLUTIONS
 
-    assert "07_best_expression_layer" in SOLUTIONS
+    assert "07_most_spatial_layer" in SOLUTIONS
