@@ -7,8 +7,9 @@ On a machine with a GPU, from the repository root (``OUT``: where the results go
 1. ``benchmark --speed`` figures of this GPU (the renderer, whole training steps, the network,
    MobileNetV1) into ``OUT/speed_gpu.json``;
 2. times a few whole steps of the ``gpu`` preset (128 px, batch 128, bf16 autocast: rendering
-   included) and sets its number of steps so that training takes about ``--minutes``; the
-   cosine schedule is sized to those steps;
+   included) and sets its number of steps so that its training steps take about
+   ``--minutes`` (validating 8 times and writing 4 checkpoints add a little); the cosine
+   schedule is sized to those steps;
 3. trains it into ``OUT/run``, writes the last step as float16 weights to ``OUT/gpu_run.pt``;
 4. scores that file exactly as the shipped checkpoint was scored (``evaluate --n 512``: 512
    test faces of the full distribution against the mean shape and perfect-landmark fitting),
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=512, help="test faces (default: 512)")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed figures")
     args = parser.parse_args(argv)
-    if not args.minutes > 0 or args.n <= 0:
+    if not (math.isfinite(args.minutes) and args.minutes > 0) or args.n <= 0:
         raise SystemExit(f"--minutes, --n: expected positive numbers, got {args.minutes}, "
                          f"{args.n}")
     out = Path(args.out)

@@ -693,3 +693,21 @@ def test_paths_flags_and_mesh_files_are_refused_by_name(tmp_path):
         (tmp_path / "m.obj").write_bytes(content)
         with pytest.raises(ValueError, match=f"^path: .*{message}"):
             read_obj(tmp_path / "m.obj")
+
+
+def test_read_obj_takes_what_exporters_write(tmp_path):
+    from e2far_lite.model.loaders import read_obj
+
+    files = {
+        "tabs.obj": b"v\t0 0 0\nv\t1 0 0\nv\t0 1 0\nf\t1 2 3\n",
+        "indented.obj": b"  v 0 0 0\n  v 1 0 0\n  v 0 1 0\n  f 1 2 3  # a triangle\n",
+        "full.obj": b"# made by hand\n\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvn 0 0 1\n"
+                    b"f 1/1/1 2/1/1 3//1\nf -3 -2 -1\n",
+        "bom.obj": "\ufeffv 0 0 0\r\nv 1 0 0\r\nv 0 1 0\r\nf 1 2 3\r\n".encode("utf-8"),
+        "latin1.obj": "# export\xe9\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n".encode("latin-1"),
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        points, polygons = read_obj(tmp_path / name)
+        assert points.shape == (3, 3), name
+        assert all(face == [0, 1, 2] for face in polygons), name

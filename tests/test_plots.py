@@ -1,6 +1,7 @@
 """ui/plots.py's shape comparison row: what it draws and what its titles say."""
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -31,6 +32,14 @@ def test_shape_comparison_draws_input_truth_and_each_prediction(model, vmax):
     rmse = rmse.pow(2).mean(1).sqrt()
     assert titles == ["input", "true shape", f"mean face: {float(rmse[0]):.2f} mm",
                       f"predicted: {float(rmse[1]):.2f} mm"]
+    truth, mean_face = (np.asarray(ax.images[0].get_array(), dtype=np.float64)
+                        for ax in fig.axes[1:3])
+    truth, mean_face = truth / truth.max(), mean_face / mean_face.max()  # white: 1
+    # plain shading draws the true and the predicted faces in the same skin tone; error
+    # colours (inferno: dark for small errors) change the prediction's pixels
+    face = (truth < 0.99).any(-1) & (mean_face < 0.99).any(-1)
+    same_tone = np.allclose(truth[face].mean(0), mean_face[face].mean(0), atol=0.1)
+    assert same_tone == (vmax is None)
     plt.close(fig)
 
 

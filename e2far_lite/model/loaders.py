@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import check_path
 from ..io import safe_pickle
 from .expressions import sample_blendshape_weights
 from .ict import (
@@ -587,20 +588,25 @@ def load_flame(
 # ----------------------------------------------------------------------------- ICT-FaceKit
 def read_obj(path: PathLike) -> tuple[np.ndarray, list[list[int]]]:
     """Vertices (V, 3) and 0-based polygons of a Wavefront .obj (``f a/b/c ...``, any size)."""
-    path = _require_file(path, "path", ".obj mesh")
+    path = _require_file(check_path(path, "path"), "path", ".obj mesh")
     vertices: list[list[str]] = []
     polygons: list[list[int]] = []
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(f"path: expected a text .obj file, got binary data in {path.name!r}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first line
     except UnicodeDecodeError:
-        raise ValueError(f"path: expected a text .obj file, got binary data in "
-                         f"{path.name!r}") from None
-    for number, line in enumerate(lines, 1):
-        if line.startswith("v "):
-            vertices.append(line.split()[1:4])
-        elif line.startswith("f "):
+        text = data.decode("latin-1")  # comments in an older encoding
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split("#", 1)[0].split()  # comments end a line; tabs separate too
+        if not fields:
+            continue
+        if fields[0] == "v":
+            vertices.append(fields[1:4])
+        elif fields[0] == "f":
             try:
-                refs = [int(token.split("/")[0]) for token in line.split()[1:]]
+                refs = [int(token.split("/")[0]) for token in fields[1:]]
             except ValueError:
                 raise ValueError(f"path: expected 'f i j k ...' with vertex numbers in "
                                  f"{path.name!r}, got line {number}: {line.strip()!r}") from None

@@ -250,6 +250,7 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
 
     :func:`load_checkpoint` reads it back as float32.
     """
+    check_path(src, "src")
     if check_path(dst, "dst").is_dir():
         raise ValueError(f"dst: expected a file name for the exported checkpoint, got the "
                          f"folder {str(dst)!r}")

@@ -245,6 +245,11 @@ def shape_comparison(image: Tensor, true: Tensor, predicted: dict[str, Tensor],
     from ..render.renderer import render_preview
 
     check_shape(true, "true", (None, 3))
+    if not isinstance(predicted, dict) or not predicted:
+        raise ValueError(f"predicted: expected a dict of one or more {{label: (V, 3) "
+                         f"vertices}}, got {predicted!r:.60}")
+    for label, shape in predicted.items():
+        check_shape(shape, f"predicted[{label!r}]", (true.shape[0], 3))
     shapes = torch.stack([p.detach().float().cpu() for p in predicted.values()])
     truth = true.detach().float().cpu()
     errors = per_vertex_error(shapes, truth.expand_as(shapes))  # (P, V) mm
