@@ -60,8 +60,6 @@ def _unit_identity_error() -> float:
 
 
 def _most_improved_region() -> str:
-    import torch
-
     from .evaluate.scores import held_out_faces, predict
     from .model.metrics import shape_errors
     from .model.regions import REGION_NAMES, vertex_regions

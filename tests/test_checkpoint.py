@@ -136,7 +136,9 @@ def test_image_size_is_set_in_one_place():
 @pytest.mark.parametrize("content, reason", [
     (b"", r"an empty file"),
     (b"hello, world", r"not a torch.save file \(text starting 'hello, world'\)"),
-    (bytes([0x17, 0x98, 0x0E, 0xFF]), r"not a torch.save file \(bytes starting"),
+    (bytes([0x17, 0x98, 0x0E, 0xFF]), r"not a torch.save file \(binary data starting"),
+    # a character that straddles the bytes read is still text
+    (("a" * 63 + "é and more").encode(), r"not a torch.save file \(text starting 'aaaa"),
     ("half", r"the file is truncated or damaged"),
 ])
 def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content, reason):

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..io.sniff import file_head
+
 #: Images smaller than this on either side are refused (px): no face fits in them.
 MIN_SIDE = 8
 
@@ -125,7 +127,7 @@ def _decode(source: Path | bytes, name: str) -> np.ndarray:
             kind = handle.format
     except UnidentifiedImageError:
         raise ValueError(f"{name}: not an image file Pillow can read (expected JPEG, PNG, "
-                         f"BMP, TIFF, WebP, ...; got {_sniff(source)})") from None
+                         f"BMP, TIFF, WebP, ...; got {file_head(source)})") from None
     except Image.DecompressionBombError as err:
         reason = str(err).split(", could be")[0]  # "Image size (N pixels) exceeds limit of M"
         raise ValueError(f"{name}: refused as a possible decompression bomb ({reason}); "
@@ -145,18 +147,6 @@ def _kind_of(source: Path | bytes, name: str) -> str:
     if suffix or isinstance(source, bytes):
         return suffix or "image file's"
     return "extension-less"
-
-
-def _sniff(source: Path | bytes) -> str:
-    """What an undecodable file starts with, in words."""
-    head = source[:64] if isinstance(source, bytes) else source.read_bytes()[:64]
-    if not head:
-        return "an empty file"
-    try:
-        text = head.decode("utf-8")
-        return f"text starting {text[:24]!r}"
-    except UnicodeDecodeError:
-        return f"binary data starting {head[:8]!r}"
 
 
 __all__ = ["load_image", "MIN_SIDE"]

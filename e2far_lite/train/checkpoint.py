@@ -29,6 +29,7 @@ from torch import nn
 
 from ..checks import check_path
 from ..io.atomic import atomic_write
+from ..io.sniff import file_head
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
 from .configs import TrainConfig
@@ -168,25 +169,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def _utf8(data: bytes) -> str | None:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def _load_failure(err: Exception, path: Path) -> str:
     """Why ``torch.load`` refused ``path``, without its advice to load unsafely."""
     with open(path, "rb") as handle:
-        head = handle.read(24)
+        head = handle.read(4)
     if not head:
         return "an empty file"
-    if not head.startswith(b"PK\x03\x04") and not head.startswith(b"\x80"):  # zip, or pickle
-        text = next((t for cut in range(4) if (t := _utf8(head[:len(head) - cut])) is not None),
-                    None)  # a character may straddle the 24th byte
-        printable = text is not None and all(c.isprintable() or c.isspace() for c in text)
-        shown = f"text starting {text[:16]!r}" if printable else f"bytes starting {head[:8]!r}"
-        return f"not a torch.save file ({shown})"
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # a zip (torch.save) or a pickle
+        return f"not a torch.save file ({file_head(path)})"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     reasons = [line for line in lines if not line.startswith(
         ("Weights only load failed", "Check the documentation", "Please file an issue"))]
