@@ -29,10 +29,21 @@ under ``first_stage``, stage 1's ``best.pt`` scored on the same test faces (floa
 and, where ``E2FAR_DEV_FACES`` names the annotated development faces, on those (from detected
 boxes, refined, as ``landmarks-nme --box detected`` scores them). ``--development`` adds only
 that last figure to an existing JSON. ``tests/test_shipped.py`` reproduces the figures.
+
+The overnight network (up to 8 hours of training on a 2-core CPU) is the same two stages with
+a longer first one, ``cpu-night``, trained into folders outside the repository and written
+beside them as a candidate, to be shipped only if it beats the shipped file on the test faces
+and the development photos:
+
+    nohup python data/make_checkpoint.py --first cpu-night --runs ~/runs/night \
+        --out ~/runs/night/e2far_lite.pt > ~/runs/night/log.txt 2>&1 &
+
+Run the same command again to continue after an interruption.
 """
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -48,9 +59,8 @@ from e2far_lite.train.loop import TrainResult, train
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "e2far_lite.pt"
-FIGURES = OUT.with_suffix(".json")  # the test figures tests/test_shipped.py checks
 TEST_FACES = 512
-STAGE1 = Path("runs/cpu-full")
+FIRST_STAGES = ("cpu-full", "cpu-night")
 
 
 def stage_record(result: TrainResult, preset: str) -> dict:
@@ -62,7 +72,7 @@ def stage_record(result: TrainResult, preset: str) -> dict:
     return {
         "preset": preset, "steps": cfg.steps, "threads": threads,
         "command": f"OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} python "
-                   "data/make_checkpoint.py",
+                   + " ".join(["data/make_checkpoint.py", *sys.argv[1:]]),
         "faces_seen": cfg.steps * cfg.batch_size,
         "best_step": min(validated, key=lambda r: r["val_total_mm"])["step"],
         # the optimizer steps' time (validation excluded), from the training log
@@ -75,13 +85,13 @@ def stage_record(result: TrainResult, preset: str) -> dict:
     }
 
 
-def first_stage() -> dict:
-    """Stage 1's record, training it first unless ``runs/cpu-full`` already holds it."""
-    record_path = STAGE1 / "record.json"
-    if (STAGE1 / "best.pt").is_file() and record_path.is_file():
+def first_stage(preset: str, folder: Path) -> dict:
+    """Stage 1's record, training it first unless ``folder`` already holds it."""
+    record_path = folder / "record.json"
+    if (folder / "best.pt").is_file() and record_path.is_file():
         return json.loads(record_path.read_text())
-    result = train(get_config("cpu-full"), STAGE1, device="cpu", resume="auto")
-    record = stage_record(result, "cpu-full")
+    result = train(get_config(preset), folder, device="cpu", resume="auto")
+    record = stage_record(result, preset)
     with atomic_write(record_path, "w") as handle:
         json.dump(record, handle, indent=2)
     return record
@@ -107,26 +117,36 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--development", action="store_true",
                         help="only add stage 1's development-face NME to the existing JSON")
-    if parser.parse_args().development:
-        record = json.loads(FIGURES.read_text())
-        found = development_nme(STAGE1 / "best.pt")
+    parser.add_argument("--first", choices=FIRST_STAGES, default="cpu-full",
+                        help="the first stage's preset (default: cpu-full, the shipped recipe)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"),
+                        help="the stages' run folders go here (default: runs)")
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="the exported checkpoint; its figures go beside it as .json "
+                             "(default: data/e2far_lite.pt)")
+    args = parser.parse_args()
+    stage1, out = args.runs / args.first, args.out
+    figures = out.with_suffix(".json")  # the test figures tests/test_shipped.py checks
+    if args.development:
+        record = json.loads(figures.read_text())
+        found = development_nme(stage1 / "best.pt")
         if found is None:
             raise SystemExit("E2FAR_DEV_FACES: expected the annotated development faces, "
                              "got nothing (set it to their dlib XML file)")
         record["first_stage"]["development_faces"] = found
-        write_json(FIGURES, record)
+        write_json(figures, record)
         return
-    first = first_stage()
-    result = train(get_config("cpu-real"), "runs/cpu-real", device="cpu", resume="auto")
+    first = first_stage(args.first, stage1)
+    result = train(get_config("cpu-real", init=str(stage1 / "best.pt")), args.runs / "cpu-real",
+                   device="cpu", resume="auto")
     second = stage_record(result, "cpu-real")
     # the last step, not the best by validation: stage 2 trains on faces with eyebrows, heads
     # and occluders but validates on plain ones, which it should read as well as stage 1 did
     # by the end, not pass over for stage 1's own weights (its step 0)
-    export_checkpoint(result.paths["last"], OUT)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 2**20:.1f} MiB)")
-    cli(["evaluate", "--checkpoint", "data/e2far_lite.pt", "--n", str(TEST_FACES),
-         "--json", "data/e2far_lite.json"])
-    record = json.loads(FIGURES.read_text())
+    export_checkpoint(result.paths["last"], out)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    cli(["evaluate", "--checkpoint", str(out), "--n", str(TEST_FACES), "--json", str(figures)])
+    record = json.loads(figures.read_text())
     stages = [{k: v for k, v in s.items() if k not in ("curve", "curve_mean_shape")}
               for s in (first, second)]
     offset = first["faces_seen"]
@@ -143,15 +163,15 @@ def main() -> None:
         "curve_mean_shape": first["curve_mean_shape"],
     }
     # the first stage alone on the same test faces: what the second stage adds and costs
-    first_json = STAGE1 / "test_figures.json"
-    cli(["evaluate", "--checkpoint", str(STAGE1 / "best.pt"), "--n", str(TEST_FACES),
+    first_json = stage1 / "test_figures.json"
+    cli(["evaluate", "--checkpoint", str(stage1 / "best.pt"), "--n", str(TEST_FACES),
          "--json", str(first_json)])
-    record["first_stage"] = {"checkpoint": str(STAGE1 / "best.pt"),
+    record["first_stage"] = {"checkpoint": str(stage1 / "best.pt"),
                              "network": json.loads(first_json.read_text())["network"]}
-    development = development_nme(STAGE1 / "best.pt")
+    development = development_nme(stage1 / "best.pt")
     if development is not None:
         record["first_stage"]["development_faces"] = development
-    write_json(FIGURES, record)
+    write_json(figures, record)
 
 
 if __name__ == "__main__":

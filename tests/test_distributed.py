@@ -17,9 +17,14 @@ Measured on a 2-core CPU, smoke preset, 6 steps (float32):
     * the same happens, rarely, on other CPUs even without them: on one CI machine a resumed run
       ended 3.3e-3 apart (max abs) from the one-process run, which is about the learning rate
       times the 3 resumed steps, so a handful of elements took full steps of opposite sign.
-      The tests therefore count, tensor by tensor, the elements that moved apart (more than
-      1e-4) rather than take the largest gap: a real resume error moves most of them (AdamW's
-      moments zeroed at the resume: 93 % of the elements more than 1e-4 apart, max 2.7e-2).
+      The tests therefore count the elements that moved apart (more than 1e-4) rather than take
+      the largest gap, and compare that share with what a real resume error does to the same
+      runs, measured in the fixture (AdamW's moments zeroed at the resume: most elements apart,
+      93 % on a Xeon), rather than with a limit tuned to one CPU. On a 2-core AMD EPYC the
+      two-process resume leaves 6 % of the elements apart.
+    * both sides train on one thread each (the two-process runs get ``OMP_NUM_THREADS=1``, the
+      one-process runs ``torch.set_num_threads(1)``), whatever ran before in this process: the
+      renderer no longer lets numba's thread pool reset torch's count (``tests/test_threads.py``).
 """
 
 from __future__ import annotations
@@ -65,14 +70,12 @@ def _torchrun(*args: str) -> str:
     return done.stdout
 
 
-def _tensors_apart(a: Path, b: Path, tol: float = 1e-4) -> list[str]:
-    """The floating tensors of two checkpoints' nets with more than a few elements (4, or 2 %
-    of the tensor) over ``tol`` apart: a rounding-level flip moves a handful of elements, an
-    error in what a run restores moves most of a tensor."""
+def _share_apart(a: Path, b: Path, tol: float = 1e-4) -> float:
+    """The share of all floating elements of two checkpoints' nets more than ``tol`` apart."""
     net_a, net_b = read_checkpoint(a)["net"], read_checkpoint(b)["net"]
-    assert net_a.keys() == net_b.keys()
-    return [k for k in net_a if net_a[k].is_floating_point()
-            and int(((net_a[k] - net_b[k]).abs() > tol).sum()) > max(4, 0.02 * net_a[k].numel())]
+    keys = [k for k in net_a if net_a[k].is_floating_point()]
+    moved = sum(int(((net_a[k] - net_b[k]).abs() > tol).sum()) for k in keys)
+    return moved / sum(net_a[k].numel() for k in keys)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -94,9 +97,28 @@ def runs(tmp_path_factory):
             torch.set_num_threads(threads)
         return root / name
 
+    def wrong_resume(half: Path) -> Path:
+        """The half run resumed in one process for the other half with AdamW's moments zeroed:
+        what a resume that restored weights but not the optimizer would do."""
+        state = read_checkpoint(half / "last.pt")
+        for moments in state["train_state"]["optimizer"]["state"].values():
+            for key in ("exp_avg", "exp_avg_sq"):
+                moments[key].zero_()
+        (root / "wrong_resume").mkdir()
+        torch.save(state, root / "wrong_resume" / "last.pt")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            train(get_config("smoke", steps=STEPS, **exact), root / "wrong_resume",
+                  device="cpu", progress=False, cache_dir=cache, resume="auto")
+        finally:
+            torch.set_num_threads(threads)
+        return root / "wrong_resume"
+
     exact = {"loss": LossConfig(landmark_weight=0.0)}
+    half = single("single_half", STEPS // 2, **exact)
     return {"root": root, "cache": cache, "single": single("single", STEPS, **exact),
-            "single_half": single("single_half", STEPS // 2, **exact),
+            "wrong_resume": wrong_resume(half), "single_half": half,
             "preset": single("preset", STEPS)}
 
 
@@ -109,7 +131,12 @@ def test_two_processes_resume_a_one_process_run_and_match_it(runs):
     _torchrun(str(helper), json.dumps({**EXACT, "steps": STEPS}), str(out), str(runs["cache"]),
               "auto")
     assert read_checkpoint(out / "last.pt")["step"] == STEPS
-    assert _tensors_apart(out / "last.pt", runs["single"] / "last.pt") == []
+    # rounding drift moves a few per cent of the elements (6 % on a 2-core AMD EPYC, under
+    # 2 % on a Xeon); a real resume error, measured here on the same runs, moves most of them
+    drift = _share_apart(out / "last.pt", runs["single"] / "last.pt")
+    error = _share_apart(runs["wrong_resume"] / "last.pt", runs["single"] / "last.pt")
+    assert error > 0.5, error
+    assert drift < error / 4, (drift, error)
     # the last row (loss of step 6 alone, validation after it) is comparable; earlier rows
     # average over other spans (the 3-step run logged its end)
     mine, theirs = _rows(out / "last.pt")[-1], _rows(runs["single"] / "last.pt")[-1]
@@ -134,7 +161,8 @@ def test_torchrun_cli_trains_the_smoke_preset_like_one_process(runs):
             assert mine["loss_total"] == pytest.approx(theirs["loss_total"], rel=1e-3)
         if "val_total_mm" in theirs:
             assert mine["val_total_mm"] == pytest.approx(theirs["val_total_mm"], rel=1e-3)
-    assert _tensors_apart(out / "last.pt", runs["preset"] / "last.pt") == []
+    error = _share_apart(runs["wrong_resume"] / "last.pt", runs["single"] / "last.pt")
+    assert _share_apart(out / "last.pt", runs["preset"] / "last.pt") < error / 4
 
 
 def test_one_process_without_torchrun(monkeypatch):

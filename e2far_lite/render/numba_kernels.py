@@ -25,12 +25,22 @@ which costs a dozen passes over the batch as tensor operations and one here.
 
 numba is optional: :func:`available` says whether it imports. The first call compiles the
 kernels (several seconds; numba caches them on disk afterwards).
+
+Threads: the kernels run on as many threads as torch does (``torch.get_num_threads()``, capped
+by numba's ``NUMBA_NUM_THREADS``), so ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is the one
+knob for both. And they never change torch's count: numba's OpenMP thread pool (its default
+threading layer where a ``libgomp`` is loaded, as torch's wheels load one) starts with
+``omp_set_num_threads(NUMBA_NUM_THREADS)`` in the one OpenMP runtime the process shares with
+torch, which would silently undo a count the user set before the first render;
+:func:`_torch_threads_kept` puts it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -50,6 +60,25 @@ def available() -> bool:
 def _host(x: Tensor) -> np.ndarray:
     """A float32 CPU array sharing memory with ``x`` where it can (no copy when it already is)."""
     return x.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Run numba's parallel kernels on torch's thread count and leave that count as it was.
+
+    Costs two thread-count calls per kernel launch (microseconds, against milliseconds of work).
+    """
+    import numba
+
+    threads = torch.get_num_threads()
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(numba_threads)
+        if torch.get_num_threads() != threads:  # numba's OpenMP pool started just now
+            torch.set_num_threads(threads)
 
 
 @functools.cache
@@ -277,8 +306,10 @@ def finish_numba(image: Tensor, mask: Tensor, background: Tensor | None, params:
     """
     out = np.empty(tuple(image.shape), dtype=np.float32)
     back = _host(background) if background is not None else np.zeros((0, 3, 1, 1), np.float32)
-    _finish_kernel()(_host(image), _host(mask), back, _host(params), _host(noise_bank),
-                     offsets.to("cpu", torch.int64).contiguous().numpy(), out)
+    kernel = _finish_kernel()
+    with _torch_threads_kept():
+        kernel(_host(image), _host(mask), back, _host(params), _host(noise_bank),
+               offsets.to("cpu", torch.int64).contiguous().numpy(), out)
     return torch.from_numpy(out)
 
 
@@ -310,9 +341,11 @@ def render_numba(vertices: Tensor, rotate: Tensor, translation: Tensor, focal: T
     depth = np.full((batch, size, size), np.inf, dtype=np.float32)
     image = np.zeros((batch, 3, size, size), dtype=np.float32)
     tri = triangles.detach().to("cpu", torch.int64).contiguous().numpy()
-    _kernel()(_host(vertices), _host(rotate), _host(translation), _host(focal), _host(centre), tri,
-              _host(albedo), _host(light_params), np.float32(shininess), bool(cull_backfaces),
-              np.float32(near), face_index, bary, depth, image)
+    kernel = _kernel()
+    with _torch_threads_kept():
+        kernel(_host(vertices), _host(rotate), _host(translation), _host(focal), _host(centre),
+               tri, _host(albedo), _host(light_params), np.float32(shininess),
+               bool(cull_backfaces), np.float32(near), face_index, bary, depth, image)
     return (torch.from_numpy(image), torch.from_numpy(face_index), torch.from_numpy(bary),
             torch.from_numpy(depth))
 
