@@ -32,6 +32,7 @@ STAGES: dict[str, int] = {
     "e2far_lite.ui": 10,
     "e2far_lite.cli": 11,
     "e2far_lite.exercises": 11,
+    "e2far_lite.course": 11,
     "e2far_lite.__main__": 11,
     "e2far_lite": 11,  # the package's own __init__ (only this exact name, not a prefix)
 }
