@@ -46,6 +46,7 @@ def _render(args: argparse.Namespace) -> None:
                      ncols=min(8, args.n))
     fig.savefig(out, dpi=100)
     print(f"wrote {out}: {args.n} samples, seed {args.seed}, {args.size} px, on {device}")
+    print("  green dots: the 68 landmarks where visible; red crosses: hidden behind the face")
 
 
 #: Folders this command created for its outputs; removed again, if still empty, when it fails.
@@ -163,12 +164,14 @@ def _train(args: argparse.Namespace) -> None:
 
     from .devices import describe
     from .train.checkpoint import read_checkpoint
-    from .train.configs import get_config
+    from .train.configs import PRESETS, get_config
     from .train.distributed import from_env
     from .train.loop import format_figures, train
 
     if args.steps is not None and args.steps <= 0:
         raise SystemExit(f"--steps: expected a positive integer, got {args.steps}")
+    if args.config not in PRESETS:
+        raise SystemExit(f"--config: expected one of {sorted(PRESETS)}, got {args.config!r}")
     overrides = {} if args.steps is None else {"steps": args.steps}
     for flag, path in (("--init", args.init), ("--resume", args.resume)):
         if path is None or (flag == "--resume" and path == "auto"):
@@ -289,7 +292,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
     if args.overlay:
         _check_writable(args.overlay, "--overlay")
     try:
-        image = photo.load_image(args.photo)
+        image = photo.load_image(args.photo, argument="photo")
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(str(err)) from None
     name = Path(args.photo).name
@@ -337,7 +340,8 @@ def _reconstruct(args: argparse.Namespace) -> None:
     if args.overlay:
         fig = overlay_figure(image, faces, model, title=name)
         fig.savefig(args.overlay, dpi=120)
-        print(f"wrote {args.overlay}")
+        print(f"wrote {args.overlay}: the shaded mesh over the photo; green dots: the 68 "
+              "landmarks; yellow box: the detected face; dashed white box: the network's crop")
 
 
 def _landmarks_nme(args: argparse.Namespace) -> None:
@@ -422,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for results.md/.json (default: runs/benchmark)")
     p.add_argument("--speed", action="store_true",
                    help="speed figures instead of the ablation table")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or mps (default: the best available: cuda, then mps, then "
+                        "cpu)")
     p.add_argument("--batch", type=int, default=None,
                    help="--speed: rendering batch (default 64)")
     p.add_argument("--size", type=int, default=None,
@@ -440,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: runs/CONFIG)")
     p.add_argument("--steps", type=int, default=None,
                    help="override the preset's number of steps (default: the preset's)")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or mps (default: the best available: cuda, then mps, then "
+                        "cpu)")
     p.add_argument("--resume", default=None,
                    help="'auto' (OUT/last.pt if present) or a checkpoint path (default: start "
                         "afresh)")
@@ -466,7 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the figures to this JSON file (default: none)")
     p.add_argument("--no-fit", action="store_true",
                    help="skip the fitting baseline (about 40 ms per face)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or mps (default: cpu, where the recorded figures were "
+                        "measured)")
     p.add_argument("--cache-dir", default=None,
                    help="where rendered splits are cached (default: data/cache)")
     p.set_defaults(func=_evaluate)

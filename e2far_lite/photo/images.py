@@ -24,7 +24,7 @@ from ..io.sniff import file_head
 MIN_SIDE = 8
 
 
-def load_image(image, name: str | None = None) -> np.ndarray:
+def load_image(image, name: str | None = None, argument: str = "image") -> np.ndarray:
     """A photo as an (H, W, 3) float32 RGB array in [0, 1].
 
     Args:
@@ -35,6 +35,8 @@ def load_image(image, name: str | None = None) -> np.ndarray:
             is composited on white.
         name: what to call the image in error messages (default: the file name; ``"image"``
             for anything else).
+        argument: the caller's name for ``image`` in the error for a missing file (the
+            command line's ``photo``).
 
     Raises:
         FileNotFoundError: a path that does not exist. ValueError: not an image file, or an
@@ -44,7 +46,8 @@ def load_image(image, name: str | None = None) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
-            raise FileNotFoundError(f"image: expected an existing image file, got {str(path)!r}")
+            raise FileNotFoundError(f"{argument}: expected an existing image file, got "
+                                    f"{str(path)!r}")
         return _decode(path, name or path.name)
     if isinstance(image, (bytes, bytearray, memoryview)):
         return _decode(bytes(image), name or "image")
