@@ -81,7 +81,7 @@ def test_readme_and_headers_state_the_measured_course_times():
         row = next(line for line in readme.splitlines() if f"(notebooks/{path.name})" in line)
         assert f"| {shown} |" in row, path.name
         first = "".join(json.loads(path.read_text())["cells"][0]["source"])
-        assert f"**Run time:** {shown} on the project's 2-core CPU" in first, path.name
+        assert f"**Run time:** {shown} " in first and "2-core" in first, path.name
     joined = " ".join(readme.split())
     assert f"{record['total_minutes']} min" in joined
     # notebook 05's cpu-quick run: its minutes and the validation figures it printed
