@@ -33,25 +33,6 @@ def _hidden_share() -> float:
     return float(1 - batch["visible"].float().mean())
 
 
-def _pool3_macs() -> int:
-    from .nets.backbone import VGGBackbone
-    from .nets.complexity import count_macs
-
-    backbone = VGGBackbone()
-    side = 128 // 2**2  # block 3 reads pool2's output, stride 4
-    pool2_out = (1, backbone.channels["pool2"], side, side)
-    return count_macs(backbone.stages["pool3"], pool2_out)
-
-
-def _fuse_in_channels() -> int:
-    from .nets.backbone import VGGBackbone
-    from .nets.fusion import FusionCNN, FusionConfig
-
-    config = FusionConfig(taps=("pool3", "pool4", "pool5"), width=96)
-    fusion = FusionCNN(VGGBackbone().channels, num_exp=29, config=config, grid_size=4)
-    return fusion.fuse[0].in_channels
-
-
 def _unit_identity_error() -> float:
     from .train.losses import MultiTaskLoss
 
@@ -96,13 +77,6 @@ SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
     "02_hidden_share": (_hidden_share,
                         "render the 64 samples in one faces.batch(...) call and average "
                         "the 'visible' flags"),
-    "03_pool3_macs": (_pool3_macs,
-                      "count_macs(backbone.stages['pool3'], input_size) with the shape of pool2's "
-                      "output for one 128 px image as input_size"),
-    "04_fuse_in_channels": (_fuse_in_channels,
-                            "build FusionCNN(backbone.channels, 29, FusionConfig(taps=..., "
-                            "width=96), 4) and read the in_channels of the first layer of its "
-                            ".fuse"),
 }
 
 

@@ -122,10 +122,8 @@ def test_numbers_that_are_not_numbers_are_wrong(monkeypatch, capsys):
     capsys.readouterr()
 
 
-def test_mirror_twins_are_both_right_and_the_hints_reach_the_answer(capsys):
+def test_mirror_twins_are_both_right(capsys):
     assert check("01_broadest_blendshape", "mouthLeft")
     assert check("01_broadest_blendshape", "mouthRight")
     assert not check("01_broadest_blendshape", "jawOpen")
-    assert "width=96" in SOLUTIONS["04_fuse_in_channels"][1]
-    assert check("04_fuse_in_channels", 3 * 96)
     capsys.readouterr()
