@@ -91,10 +91,11 @@ def _box_size(points: Tensor, weight: Tensor) -> Tensor:
 def estimate_pose(model, landmarks: Tensor, weight: Tensor) -> Tensor:
     """Closed-form starting pose: an affine camera fitted to the mean shape's landmarks.
 
-    Solves ``landmarks ≈ A X + b`` by weighted least squares over the visible points (X the
-    mean shape's 3D landmarks), then takes the nearest scaled rotation: the scale is the mean
-    singular value of ``A``, the rotation's first two rows the orthonormal polar factor of
-    ``A`` (with the image's y flipped), its third row their cross product.
+    Solves ``landmarks ≈ A X + b`` by weighted least squares over the visible points
+    (:func:`affine_camera`; X the mean shape's 3D landmarks), then takes the nearest scaled
+    rotation: the scale is the mean singular value of ``A``, the rotation's first two rows the
+    orthonormal polar factor of ``A`` (with the image's y flipped), its third row their cross
+    product.
 
     Args:
         model: the ``MorphableModel``.
@@ -108,13 +109,8 @@ def estimate_pose(model, landmarks: Tensor, weight: Tensor) -> Tensor:
     landmarks, weight = landmarks.double(), weight.double()  # normal equations in mm^2: float64
     points = model.mean[model.landmarks.clamp(min=0)].double()  # (68, 3) mm
     points = torch.where(model.landmark_mask[:, None], points, torch.zeros_like(points))
-    homog = torch.cat([points, torch.ones_like(points[:, :1])], 1)  # (68, 4)
-    weighted = weight[..., None] * homog  # (B, 68, 4)
-    normal = weighted.transpose(1, 2) @ homog  # (B, 4, 4)
-    ridge = 1e-8 * normal.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None]
-    eye = torch.eye(4, dtype=normal.dtype, device=normal.device)
-    solution = torch.linalg.solve(normal + ridge * eye, weighted.transpose(1, 2) @ landmarks)
-    affine = solution[:, :3].transpose(1, 2) * landmarks.new_tensor([1.0, -1.0])[:, None]
+    camera = affine_camera(points, landmarks, weight)  # (B, 2, 4)
+    affine = camera[:, :, :3] * landmarks.new_tensor([1.0, -1.0])[:, None]
     u, sigma, vh = torch.linalg.svd(affine, full_matrices=False)  # (B,2,2), (B,2), (B,2,3)
     rows = u @ vh  # (B, 2, 3) orthonormal rows: R's first two
     rot = torch.cat([rows, torch.linalg.cross(rows[:, 0], rows[:, 1])[:, None]], 1)
@@ -123,8 +119,37 @@ def estimate_pose(model, landmarks: Tensor, weight: Tensor) -> Tensor:
     yaw = torch.atan2(-rot[:, 2, 0], rot[:, 2, 2])
     pitch = torch.asin(rot[:, 2, 1].clamp(-1.0, 1.0))
     roll = torch.atan2(-rot[:, 0, 1], rot[:, 1, 1])
-    pose = torch.cat([torch.stack([yaw, pitch, roll], 1), solution[:, 3], sigma.mean(1, True)], 1)
+    pose = torch.cat([torch.stack([yaw, pitch, roll], 1), camera[:, :, 3], sigma.mean(1, True)],
+                     1)
     return pose.to(dtype)
+
+
+def affine_camera(points: Tensor, landmarks: Tensor, weight: Tensor) -> Tensor:
+    """The affine camera that best maps 3D points to 2D landmarks, by weighted least squares.
+
+    Finds ``M = [A | b]`` (A 2x3, b 2) minimising ``sum_j w_j |A X_j + b - p_j|^2``: linear in
+    the 8 numbers of ``M``, so one small solve of the normal equations (with a whisker of ridge,
+    1e-8 of the trace, for nearly degenerate point sets). The first step of
+    :func:`estimate_pose`, which then keeps the nearest scaled rotation of ``A``.
+
+    Args:
+        points: (P, 3) or (B, P, 3) 3D points X_j in mm.
+        landmarks: (B, P, 2) their images p_j in pixels (any finite value where the weight is 0).
+        weight: (B, P) weights w_j, 1 for a visible point and 0 for one to ignore; at least 4
+            non-coplanar points per sample need a positive weight.
+
+    Returns:
+        (B, 2, 4) ``M`` in the landmarks' dtype (solved in float64): ``p ≈ M [X; 1]``.
+    """
+    dtype = landmarks.dtype
+    points, landmarks, weight = points.double(), landmarks.double(), weight.double()
+    homog = torch.cat([points, torch.ones_like(points[..., :1])], -1)  # (P, 4) or (B, P, 4)
+    weighted = weight[..., None] * homog  # (B, P, 4)
+    normal = weighted.transpose(1, 2) @ homog  # (B, 4, 4)
+    ridge = 1e-8 * normal.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None]
+    eye = torch.eye(4, dtype=normal.dtype, device=normal.device)
+    solution = torch.linalg.solve(normal + ridge * eye, weighted.transpose(1, 2) @ landmarks)
+    return solution.transpose(1, 2).to(dtype)  # (B, 2, 4)
 
 
 def fit_landmarks(
@@ -305,4 +330,4 @@ def _landmark_bases(model, num_id: int, num_exp: int) -> tuple[Tensor, Tensor]:
     return mean.double(), torch.where(defined, basis, 0.0).double()
 
 
-__all__ = ["FitConfig", "fit_landmarks", "estimate_pose"]
+__all__ = ["FitConfig", "fit_landmarks", "estimate_pose", "affine_camera"]

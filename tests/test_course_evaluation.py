@@ -1,0 +1,141 @@
+"""Notebook 06's checks (e2far_lite/course/evaluation.py): they pass the package's own alignment
+and least-squares camera, and fail a wrong version with a CheckFailed that says what differs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from e2far_lite.course.checks import CheckFailed
+from e2far_lite.course.evaluation import (
+    check_affine_camera,
+    check_best_rotation,
+    check_similarity_transform,
+    random_camera_problem,
+    random_pair,
+    random_rotation,
+)
+from e2far_lite.evaluate.fitting import affine_camera
+from e2far_lite.model.metrics import rigid_align
+
+
+def best_rotation(x, y, fix=True):
+    """The Kabsch rotation with (or, ``fix=False``, without) the reflection fix."""
+    u, _, vh = torch.linalg.svd(y.mT @ x)
+    d = torch.sign(torch.linalg.det(u @ vh)) if fix else torch.ones(len(x), dtype=x.dtype)
+    return (u * torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1)[:, None]) @ vh
+
+
+def similarity_transform(x, y, with_scale=True, fix=True):
+    mu_x, mu_y = x.mean(1), y.mean(1)
+    xc, yc = x - mu_x[:, None], y - mu_y[:, None]
+    rotation = best_rotation(xc, yc, fix)
+    s = (yc * (xc @ rotation.mT)).sum((1, 2)) / xc.pow(2).sum((1, 2))
+    if not with_scale:
+        s = torch.ones_like(s)
+    return s, rotation, mu_y - s[:, None] * (mu_x[:, None] @ rotation.mT)[:, 0]
+
+
+def lstsq_camera(points, landmarks, weight):
+    homog = torch.cat([points, torch.ones_like(points[..., :1])], -1)
+    root = weight.sqrt()[..., None]
+    return torch.linalg.lstsq(root * homog, root * landmarks).solution.mT
+
+
+def test_random_shapes_are_what_they_say():
+    g = torch.Generator().manual_seed(0)
+    rotation = random_rotation(5, g)
+    eye = torch.eye(3, dtype=torch.float64).expand(5, 3, 3)
+    assert torch.allclose(rotation @ rotation.mT, eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(rotation), torch.ones(5, dtype=torch.float64))
+    source, target = random_pair(2, 40, g)
+    residual = (rigid_align(source, target, scale=True) - target).norm(dim=-1)
+    assert float(residual.max()) < 3.0  # only the 0.5 mm noise is left
+    source, target = random_pair(2, 40, g, mirrored=True)
+    residual = (rigid_align(source, target, scale=True) - target).norm(dim=-1)
+    assert float(residual.mean()) > 10.0  # no rotation undoes a mirror
+
+
+def test_checks_pass_the_reference_solutions(capsys):
+    check_best_rotation(best_rotation)
+    check_similarity_transform(similarity_transform)
+    check_affine_camera(lstsq_camera)
+    check_affine_camera(affine_camera)  # the package's own
+    out = capsys.readouterr().out
+    assert out.count("✓") == 4
+
+
+def test_the_package_camera_recovers_an_exact_affine_camera():
+    g = torch.Generator().manual_seed(1)
+    points = torch.randn(2, 20, 3, generator=g, dtype=torch.float64) * 50.0
+    camera = torch.randn(2, 2, 4, generator=g, dtype=torch.float64)
+    landmarks = points @ camera[:, :, :3].mT + camera[:, None, :, 3]
+    weight = torch.ones(2, 20, dtype=torch.float64)
+    # exact but for the whisker of ridge, which shrinks b by about 1e-4 of itself
+    assert torch.allclose(affine_camera(points, landmarks, weight), camera, atol=1e-3)
+    # shared (P, 3) points broadcast over the batch
+    assert torch.allclose(affine_camera(points[0], landmarks[:1].expand(2, -1, -1), weight),
+                          camera[:1].expand(2, -1, -1), atol=1e-3)
+
+
+def test_unwritten_pieces_say_so():
+    for check in (check_best_rotation, check_similarity_transform, check_affine_camera):
+        with pytest.raises(CheckFailed, match="not written yet"):
+            check(lambda *args: None)
+
+
+def test_no_reflection_fix_fails_naming_the_reflection():
+    with pytest.raises(CheckFailed, match="reflection"):
+        check_best_rotation(lambda x, y: best_rotation(x, y, fix=False))
+    with pytest.raises(CheckFailed, match="reflection"):
+        check_similarity_transform(lambda x, y: similarity_transform(x, y, fix=False))
+
+
+def test_transposed_rotation_fails_saying_so():
+    with pytest.raises(CheckFailed, match="transpose"):
+        check_best_rotation(lambda x, y: best_rotation(x, y).mT)
+
+
+def test_scale_left_out_fails_naming_the_scale():
+    with pytest.raises(CheckFailed, match="scale is left out"):
+        check_similarity_transform(lambda x, y: similarity_transform(x, y, with_scale=False))
+
+
+def test_wrong_scale_or_translation_fails_naming_it():
+    def unsigned_scale(x, y):  # the singular values without the reflection fix's sign
+        s, rotation, t = similarity_transform(x, y)
+        xc = x - x.mean(1, keepdim=True)
+        yc = y - y.mean(1, keepdim=True)
+        sigma = torch.linalg.svdvals(yc.mT @ xc)
+        s = sigma.sum(-1) / xc.pow(2).sum((1, 2))
+        return s, rotation, y.mean(1) - s[:, None] * (x.mean(1)[:, None] @ rotation.mT)[:, 0]
+
+    with pytest.raises(CheckFailed, match="mirrored shapes: s"):
+        check_similarity_transform(unsigned_scale)
+    with pytest.raises(CheckFailed, match="centroid"):
+        check_similarity_transform(lambda x, y: (lambda s, r, t: (s, r, t + 1.0))(
+            *similarity_transform(x, y)))
+    with pytest.raises(CheckFailed, match=r"expected a tuple \(s, R, t\)"):
+        check_similarity_transform(lambda x, y: similarity_transform(x, y)[:2])
+
+
+def test_a_camera_that_counts_hidden_points_fails_saying_so():
+    with pytest.raises(CheckFailed, match="hidden points"):
+        check_affine_camera(lambda p, lm, w: lstsq_camera(p, lm, torch.ones_like(w)))
+
+
+def test_a_camera_without_translation_fails_with_the_first_difference():
+    def no_translation(points, landmarks, weight):
+        root = weight.sqrt()[..., None]
+        a = torch.linalg.lstsq(root * points, root * landmarks).solution.mT
+        return torch.cat([a, torch.zeros_like(a[..., :1])], -1)
+
+    with pytest.raises(CheckFailed, match=r"elements differ; the first at index"):
+        check_affine_camera(no_translation)
+
+
+def test_the_camera_problem_hides_what_it_says():
+    g = torch.Generator().manual_seed(2)
+    points, landmarks, weight = random_camera_problem(4, 68, g, hidden=0.3)
+    assert points.shape == (4, 68, 3) and landmarks.shape == (4, 68, 2)
+    assert bool((weight[:, :8] == 1).all()) and 0 < float((weight == 0).float().mean()) < 0.5
