@@ -441,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train E2FARNet from a preset, writing checkpoints and logs to --out")
     p.add_argument("--config", default="cpu-quick",
-                   help="preset: smoke, cpu-quick, cpu-full, cpu-real, cpu-2h, default, gpu "
-                        "(default: cpu-quick)")
+                   help="preset: smoke, cpu-quick, cpu-full, cpu-real, cpu-night, cpu-2h, "
+                        "default, gpu (default: cpu-quick)")
     p.add_argument("--out", default=None, help="output folder (default: runs/CONFIG)")
     p.add_argument("--steps", type=int, default=None,
                    help="override the preset's number of steps (default: the preset's)")
