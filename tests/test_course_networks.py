@@ -146,7 +146,7 @@ def test_the_backbone_names_the_first_tap_that_differs():
             super().__init__(widths, convs)
             self.register_buffer("pixel_mean", self.pixel_mean.clone())
 
-    with pytest.raises(CheckFailed, match="unexpected 1 \\(pixel_mean\\)"):
+    with pytest.raises(CheckFailed, match="unexpected 1 \\(pixel_mean\\): buffers that"):
         check_backbone(Persistent)
 
 
@@ -160,6 +160,9 @@ def test_conv_macs():
         check_conv_macs(lambda *args: None)
     with pytest.raises(CheckFailed, match=r"conv_macs\(.*expected"):
         check_conv_macs(lambda i, o, k, s, side: side * side * i * o * k * k)  # stride ignored
+    for _ in range(3):  # the output side of a strided conv on an odd side is tested every time
+        with pytest.raises(CheckFailed, match=r"conv_macs\(.*expected"):
+            check_conv_macs(lambda i, o, k, s, side: (side // s) ** 2 * i * o * k * k)
 
 
 # --- notebook 04's solution, and wrong variants ----------------------------------------------
@@ -210,6 +213,16 @@ def test_a_missing_relu_in_the_fuse_conv_is_named():
 
     with pytest.raises(CheckFailed, match=r"\.fuse\(concatenated projections\): \d+ of"):
         check_fusion(NoReLU)
+
+
+def test_parts_that_agree_point_at_forward():
+    class Swapped(Fusion):  # pool5 first in the concatenation
+        def forward(self, features):
+            maps = [self.projections[tap](features[tap]) for tap in ("pool5", "pool4")]
+            return self.head(self.fuse(torch.cat(maps, dim=1)))
+
+    with pytest.raises(CheckFailed, match="look at how forward connects them"):
+        check_fusion(Swapped)
 
 
 def test_a_missing_fc_layer_is_listed():

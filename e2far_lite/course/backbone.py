@@ -58,7 +58,11 @@ def check_vgg_block(block_class: type, backbone: VGGBackbone | None = None) -> N
     layout = block_layout(backbone)
     g = fresh_generator()
     device = next(backbone.parameters()).device
-    for block in (1, _randint(2, len(TAP_NAMES), g)):
+    # the other block has several convs where the network has such blocks, so that the second
+    # conv's input channels (width, not in_channels) are always tested
+    several = [k for k in range(2, len(TAP_NAMES) + 1) if layout[TAP_NAMES[k - 1]][2] > 1]
+    others = several or list(range(2, len(TAP_NAMES) + 1))
+    for block in (1, others[_randint(0, len(others) - 1, g)]):
         tap = TAP_NAMES[block - 1]
         in_channels, width, convs = layout[tap]
         what = f"VGGBlock({block}, {in_channels}, {width}, {convs})"
@@ -99,9 +103,15 @@ def check_backbone(backbone_class: type, backbone: VGGBackbone | None = None) ->
     missing = [tap for tap in TAP_NAMES if tap not in got]
     if missing:
         raise CheckFailed(f"{call_what}: expected the taps {TAP_NAMES}, missing {missing}")
-    for tap in TAP_NAMES:  # in order: the first tap that differs says which block is wrong
-        compare(got[tap], expected[tap], f"{call_what}[{tap!r}]", atol=TOLERANCE,
-                rtol=TOLERANCE)
+    for k, tap in enumerate(TAP_NAMES):  # in order: the first tap that differs says where
+        try:
+            compare(got[tap], expected[tap], f"{call_what}[{tap!r}]", atol=TOLERANCE,
+                    rtol=TOLERANCE)
+        except CheckFailed as failed:
+            where = ("pool1 is block 1's output: look at block 1 and at what comes before it"
+                     if k == 0 else f"{', '.join(TAP_NAMES[:k])} agree: look at block {k + 1} "
+                     "and at what it reads")
+            raise CheckFailed(f"{failed} ({where})") from None
     passed("Backbone loads the shipped backbone's weights with strict=True and returns the same "
            f"pool1 .. pool5 on fresh random images, to {TOLERANCE:g}")
 
@@ -112,11 +122,13 @@ def check_conv_macs(conv_macs: object) -> None:
     stride, padding=kernel // 2)`` on one (1, in_channels, side, side) input, for fresh random
     sizes (an exact integer count)."""
     g = fresh_generator()
-    for _ in range(6):
+    for trial in range(6):
         kernel = (1, 3, 5)[_randint(0, 2, g)]
-        stride = _randint(1, 2, g)
+        stride = 1 + trial % 2  # both strides, every time
         in_channels, out_channels = _randint(1, 24, g), _randint(1, 24, g)
         side = _randint(3, 20, g)
+        if trial == 1:  # a strided conv on an odd side: its output side is not side / stride
+            side = 2 * _randint(1, 9, g) + 1
         what = f"conv_macs({in_channels}, {out_channels}, {kernel}, {stride}, {side})"
         conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2)
         expected = count_macs(conv, (1, in_channels, side, side))

@@ -37,10 +37,11 @@ def _shipped_net() -> nn.Module:
 
 
 def _diagnose(student: nn.Module, reference: FusionCNN, features: Mapping[str, Tensor],
-              what: str) -> None:
+              what: str) -> bool:
     """Compare the student's parts (same names as the package's) one by one on ``features``;
     raise :class:`CheckFailed` at the first that differs. Parts that cannot be called alone
-    are skipped: the caller then reports the whole output."""
+    are skipped: the caller then reports the whole output. Returns whether every part was
+    compared and agreed (then what differs is how ``forward`` connects them)."""
     try:
         parts = [(f"{what}.projections[{tap!r}](features[{tap!r}])",
                   student.projections[tap], reference.projections[tap], features[tap])
@@ -48,13 +49,21 @@ def _diagnose(student: nn.Module, reference: FusionCNN, features: Mapping[str, T
         fused_in = torch.cat([reference.projections[tap](features[tap]) for tap in TAPS], 1)
         parts.append((f"{what}.fuse(concatenated projections)", student.fuse, reference.fuse,
                       fused_in))
+        parts.append((f"{what}.head(fused map)", student.head, reference.head,
+                      reference.fuse(fused_in)))
     except (AttributeError, KeyError, TypeError, IndexError):
-        return
+        return False
     for name, mine, theirs, x in parts:
         if not callable(mine):
-            return
+            return False
         got = call(mine, name, x)
         compare(got, theirs(x), name, atol=TOLERANCE, rtol=TOLERANCE)
+    return True
+
+
+def _parts_agree(failed: CheckFailed) -> CheckFailed:
+    return CheckFailed(f"{failed} (the projections, fuse and head each compute what the "
+                       "package's do: look at how forward connects them)")
 
 
 def check_fusion(fusion_class: type, net: nn.Module | None = None) -> None:
@@ -85,14 +94,17 @@ def check_fusion(fusion_class: type, net: nn.Module | None = None) -> None:
         expected = reference(features)
         try:
             got = call(student, call_what, features)
-        except CheckFailed:
-            _diagnose(student, reference, features, what)  # names the first part that differs
+        except CheckFailed as failed:
+            # names the first part that differs
+            if _diagnose(student, reference, features, what):
+                raise _parts_agree(failed) from None
             raise
         not_written(got, call_what)
         try:
             compare(got, expected, call_what, atol=TOLERANCE, rtol=TOLERANCE)
-        except CheckFailed:
-            _diagnose(student, reference, features, what)
+        except CheckFailed as failed:
+            if _diagnose(student, reference, features, what):
+                raise _parts_agree(failed) from None
             raise
     passed("Fusion loads the shipped fusion CNN's weights with strict=True and predicts the "
            f"same a_exp from the backbone features of fresh random images, to {TOLERANCE:g}")

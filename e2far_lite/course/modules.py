@@ -60,6 +60,13 @@ def load_reference(module: nn.Module, reference: nn.Module, what: str) -> None:
             parts.append(f"missing {len(missing)} ({_names(missing)})")
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} ({_names(unexpected)})")
+        parameters = {name for name, _ in module.named_parameters()}
+        if unexpected and not missing and not parameters & set(unexpected):
+            # only extra buffers: the names are right, these should not be saved at all
+            raise CheckFailed(f"{what}: the package's weights do not fit: "
+                              f"{'; '.join(parts)}: buffers that your state_dict saves and the "
+                              "package's does not (print(module.state_dict().keys()) shows "
+                              "yours)")
         raise CheckFailed(f"{what}: the package's weights do not fit, the parameter names "
                           f"differ: {'; '.join(parts)}. Name the layers as the package does "
                           "(print(module.state_dict().keys()) shows yours)")
