@@ -19,14 +19,17 @@ def check_faces(faces: Callable, model: MorphableModel | None = None) -> None:
     for batch in (1, 5):
         a_id = torch.randn(batch, model.num_id, generator=g)
         a_exp = torch.randn(batch, model.num_exp, generator=g)
-        got = call(faces, f"faces(model, a_id, a_exp) for a batch of {batch}", model, a_id,
-                   a_exp)
-        compare(got, model(a_id, a_exp), f"faces(model, a_id, a_exp) for a batch of {batch}",
+        # identity alone, then expression alone, before both: says which half is wrong
+        zero_id, zero_exp = torch.zeros_like(a_id), torch.zeros_like(a_exp)
+        what = f"faces(model, a_id, a_exp = 0) for a batch of {batch} (the identity part alone)"
+        compare(call(faces, what, model, a_id, zero_exp), model(a_id, zero_exp), what,
                 atol=1e-4, rtol=0)
-        # identity alone, expression alone: says which half is wrong
-        zero_exp = torch.zeros_like(a_exp)
-        compare(call(faces, "faces with a_exp = 0", model, a_id, zero_exp),
-                model.neutral(a_id), "faces with a_exp = 0 (the neutral face)", atol=1e-4, rtol=0)
+        what = f"faces(model, a_id = 0, a_exp) for a batch of {batch} (the expression part alone)"
+        compare(call(faces, what, model, zero_id, a_exp), model(zero_id, a_exp), what,
+                atol=1e-4, rtol=0)
+        what = f"faces(model, a_id, a_exp) for a batch of {batch}"
+        compare(call(faces, what, model, a_id, a_exp), model(a_id, a_exp), what, atol=1e-4,
+                rtol=0)
     passed("faces(model, a_id, a_exp) equals MorphableModel.forward on fresh random "
            "coefficients (batches of 1 and 5), to 1e-4 mm")
 
@@ -41,7 +44,7 @@ def check_expression_pca(pca: Callable, model: MorphableModel | None = None) -> 
     weights = weights * (torch.rand(weights.shape, generator=g, dtype=torch.float64) < 0.1)
     num = 5
     blend = model.blendshapes.double()
-    what = "pca(blendshapes, weights, num=5)"
+    what = "expression_pca(blendshapes, weights, num=5)"
     result = call(pca, what, blend, weights, num)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise CheckFailed(f"{what}: expected a tuple (basis, std), got {type(result).__name__}")
