@@ -15,7 +15,7 @@ def check_face_extent(face_extent: Callable, model: MorphableModel | None = None
     face in mm (largest minus smallest coordinate along x, y, z), on fresh random faces."""
     model = model or MorphableModel.default()
     g = fresh_generator()
-    for batch in (1, 3):
+    for batch in (2, 3):
         vertices = model(torch.randn(batch, model.num_id, generator=g),
                          torch.randn(batch, model.num_exp, generator=g))
         what = f"face_extent(vertices) for a batch of {batch} faces (B, V, 3)"
