@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 import torch
@@ -122,6 +123,42 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.equal(a[key], b[key]), key
     assert [r["step"] for r in resumed.history] == [r["step"] for r in straight.history]
     assert resumed.final == straight.final
+
+
+def test_a_time_budget_stops_early_validates_saves_and_resumes(tmp_path):
+    config = _tiny(steps=40)
+    result = train(config, tmp_path / "run", device="cpu", progress=False,
+                   cache_dir=tmp_path / "cache", time_budget_s=1e-3)
+    # used up before the first step ended: one step, then validated and saved as at the end
+    assert result.steps_done == 1 and result.steps_planned == 40 and result.stopped_early
+    last = result.history[-1]
+    assert last["step"] == 1 and "val_total_mm" in last and result.final["total_mm"] == \
+        last["val_total_mm"]
+    assert last["lr"] == pytest.approx(lr_at(0, config))  # the 40-step schedule, not shortened
+    assert read_checkpoint(result.paths["last"])["step"] == 1
+    logged = json.loads(result.paths["json"].read_text())
+    assert (logged["steps_done"], logged["steps_planned"]) == (1, 40)
+    # the same folder, resumed without a budget, finishes the run
+    rest = train(config, tmp_path / "run", device="cpu", progress=False,
+                 cache_dir=tmp_path / "cache", resume="auto")
+    assert rest.steps_done == 40 and not rest.stopped_early
+    assert [r["step"] for r in rest.history][:2] == [0, 1]
+    with pytest.raises(ValueError, match="time_budget_s"):
+        train(config, tmp_path / "bad", device="cpu", progress=False,
+              cache_dir=tmp_path / "cache", time_budget_s=0)
+
+
+def test_a_time_budget_never_reached_changes_nothing(tmp_path):
+    config = _tiny()
+    runs = [train(config, tmp_path / str(budget), device="cpu", progress=False,
+                  cache_dir=tmp_path / "cache", time_budget_s=budget) for budget in (None, 1e6)]
+    plain, budgeted = runs
+    assert budgeted.steps_done == plain.steps_done == config.steps
+    assert not budgeted.stopped_early
+    assert [r["step"] for r in budgeted.history] == [r["step"] for r in plain.history]
+    a, b = plain.net.state_dict(), budgeted.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert budgeted.final == plain.final
 
 
 def test_resume_refuses_another_config(tmp_path):

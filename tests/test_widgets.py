@@ -123,3 +123,15 @@ def test_loss_curve_skips_missing_values():
     curve = LossCurve()
     curve.callback(0, {"loss_total": float("nan"), "val_total_mm": 4.0})
     assert list(curve.figure.data[0].y) == [] and list(curve.figure.data[4].y) == [4.0]
+
+
+def test_loss_curve_says_it_waits_for_the_first_validation():
+    curve = LossCurve()
+    layout = curve.figure.layout
+    assert any(a.text == "waiting for the first validation" for a in layout.annotations)
+    assert layout.yaxis2.showticklabels is False  # no empty 0-1 axis
+    curve.callback(25, {"loss_total": 3.0})  # a resumed run logs before it validates
+    assert any(a.text == "waiting for the first validation" for a in layout.annotations)
+    curve.callback(50, {"loss_total": 2.0, "val_total_mm": 4.0})
+    assert [a.text for a in curve.figure.layout.annotations] == ["training loss", "validation"]
+    assert curve.figure.layout.yaxis2.showticklabels is True

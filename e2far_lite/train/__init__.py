@@ -26,7 +26,15 @@ from .distributed import (
     wrap,
 )
 from .logs import TERMS, write_history
-from .loop import TrainResult, amp_dtype, lr_at, make_optimizer, train, train_step
+from .loop import (
+    TrainResult,
+    amp_dtype,
+    lr_at,
+    make_optimizer,
+    train,
+    train_step,
+    training_batches,
+)
 from .losses import (
     LossConfig,
     MultiTaskLoss,
@@ -77,6 +85,7 @@ __all__ = [
     "save_checkpoint",
     "train",
     "train_step",
+    "training_batches",
     "validate",
     "validation_split",
     "vertex_loss_explicit",

@@ -19,6 +19,11 @@ over N processes with DDP, and rank 0 validates and writes
 
 (``python -m e2far_lite train`` also draws ``loss_curves.png`` from the log.)
 
+A call may be given a time budget (``train(..., time_budget_s=240)``): after that many seconds it
+stops at the next step boundary, validates and saves as at the end, and says how far it got
+(:attr:`TrainResult.steps_done` of ``config.steps``). The schedule is not shortened: the run
+just stops part-way, and ``resume="auto"`` in the same ``out_dir`` continues it.
+
 The file reads top to bottom: the pieces of one step (:func:`lr_at`, :func:`make_optimizer`,
 :func:`train_step`), then :func:`train`, then the small helpers it calls.
 """
@@ -64,6 +69,17 @@ class TrainResult:
     final: dict[str, float]  # validation errors after the last step (mm, NME in %)
     paths: dict[str, Path] = field(default_factory=dict)  # last, best, csv, json
     seconds: float = 0.0  # wall time of this call
+    steps_done: int = 0  # optimizer steps the run has made (earlier calls' included)
+
+    @property
+    def steps_planned(self) -> int:
+        """The steps the config asks for (``config.steps``)."""
+        return self.config.steps
+
+    @property
+    def stopped_early(self) -> bool:
+        """True when the time budget stopped the run before ``config.steps``."""
+        return self.steps_done < self.config.steps
 
 
 # ---------------------------------------------------------------------------- one step
@@ -141,7 +157,8 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
           device: torch.device | str | None = None,
           resume: str | os.PathLike | None = None, callback: Callback | None = None,
           progress: bool = True, cache_dir: str | os.PathLike | None = None,
-          model: MorphableModel | None = None) -> TrainResult:
+          model: MorphableModel | None = None,
+          time_budget_s: float | None = None) -> TrainResult:
     """Train E2FARNet on the shipped morphable model; see the module docstring.
 
     Args:
@@ -162,6 +179,11 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
             ``$E2FAR_CACHE``).
         model: the morphable model to train on (default: the shipped ICT model); any model in
             the documented ``.npz`` format works, and the checkpoint records which one it was.
+        time_budget_s: stop once this many seconds of wall time have passed since the call
+            began (set-up and validation included), at the end of the step then running, with
+            a validation and ``last.pt`` as at the end; at least one step is made. ``None``: no
+            limit. The learning rate schedule stays that of ``config.steps``; ``resume="auto"``
+            continues the run (with a new budget).
 
     Returns:
         a :class:`TrainResult`.
@@ -174,6 +196,9 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
 
     started = time.perf_counter()
     cfg = _checked(config)
+    if time_budget_s is not None and not 0 < time_budget_s < math.inf:
+        raise ValueError(f"time_budget_s: expected seconds > 0 or None, got {time_budget_s!r}")
+    deadline = None if time_budget_s is None else started + time_budget_s
     # several processes under torchrun (distributed.py); without torchrun nothing changes
     proc, device = distributed.init(torch.device(device) if device is not None
                                     else default_device())
@@ -192,7 +217,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
     autocast = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
     run = _Run(cfg, paths, net, model, autocast, progress)
-    step = run.restore(payload, optimizer, scaler)  # 0 for a fresh run
+    step = done = run.steps_done = run.restore(payload, optimizer, scaler)  # 0 if fresh
     if proc.is_main:  # rank 0 alone validates
         run.set_validation(validation_split(model, cfg, cache_dir, device=device))
     faces = SyntheticFaces(model, cfg.train_pool or cfg.steps * cfg.batch_size,
@@ -216,25 +241,33 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         terms = train_step(train_net, loss_fn, optimizer, scaler, next_batch(step), cfg,
                            autocast)
         meter.add(terms, done)
-        is_val = done % cfg.val_every == 0 or done == cfg.steps
-        is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps
+        out_of_time = _out_of_time(deadline, proc)  # the budget ends the run here
+        is_last = done == cfg.steps or out_of_time
+        is_val = done % cfg.val_every == 0 or is_last
+        is_ckpt = done % cfg.ckpt_every == 0 or is_last
         if not (done % cfg.log_every == 0 or is_val or is_ckpt):
             continue
         _stop_if_not_finite(meter.reduce(proc), net, done, cfg, paths["last"])
         row = {"step": done, "lr": lr, **meter.take()}
-        if not proc.is_main:  # rank 0 logs and saves; the others wait in the next collective
-            continue
-        bar.set_postfix({k: f"{row[f'loss_{k}']:.3g}" for k in TERMS[:3]} | {"lr": f"{lr:.2e}"})
-        if is_val:
-            run.validate(done, row)
-        run.history.append(row)
-        if is_ckpt:
-            run.save_last(done, optimizer, scaler)
-        if is_val or done == cfg.steps:
-            run.write_logs()
-        if callback is not None:
-            callback(done, row)
+        if proc.is_main:  # rank 0 logs and saves; the others wait in the next collective
+            bar.set_postfix({k: f"{row[f'loss_{k}']:.3g}" for k in TERMS[:3]}
+                            | {"lr": f"{lr:.2e}"})
+            if is_val:
+                run.validate(done, row)
+            run.history.append(row)
+            run.steps_done = done
+            if is_ckpt:
+                run.save_last(done, optimizer, scaler)
+            if is_val or is_last:
+                run.write_logs()
+            if callback is not None:
+                callback(done, row)
+        if out_of_time and done < cfg.steps:
+            _echo(progress, f"time budget of {time_budget_s:g} s used up: stopped after step "
+                            f"{done} of {cfg.steps}; train again with resume='auto' to go on")
+            break
     bar.close()
+    run.steps_done = done
     if proc.is_main and not paths["csv"].is_file():
         run.write_logs()
     history, baseline = distributed.broadcast((run.history, run.baseline), proc)  # rank 0's
@@ -243,7 +276,7 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
     final = [r for r in history if "val_total_mm" in r][-1]
     final = {k[len("val_"):]: v for k, v in final.items() if k.startswith("val_")}
     return TrainResult(net, model, cfg, history, baseline, final, paths,
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, steps_done=done)
 
 
 # ---------------------------------------------------------------------------- set-up
@@ -331,6 +364,26 @@ def _initial_weights(cfg: TrainConfig, model: MorphableModel) -> E2FARNet:
     return build_net(payload, model, cfg, source)
 
 
+def training_batches(config: TrainConfig, model: MorphableModel,
+                     device: torch.device | str = "cpu",
+                     cache_dir: str | os.PathLike | None = None,
+                     progress: bool = True) -> Callable[[int], dict[str, Tensor]]:
+    """``next_batch(step)``: the batch :func:`train` trains on at ``step`` (0-based), for one
+    process: rendered on the fly, or read from the cached pool of ``config.train_pool`` faces
+    (rendered on the first call, as :func:`train` does; ``progress`` shows a bar meanwhile).
+
+    Returns:
+        a function of the step giving the batch: ``"image"`` (B, 3, S, S) in [0, 1],
+        ``"a_id"`` (B, K), ``"a_exp"`` (B, E), ``"pose"`` (B, 6), ``"landmarks"`` (B, 68, 2)
+        px, ``"visible"`` (B, 68), on ``device``.
+    """
+    device = torch.device(device)
+    faces = SyntheticFaces(model, config.train_pool or config.steps * config.batch_size,
+                           seed=config.train_seed, config=config.data, device=device)
+    return _batches(faces, config, cache_dir or default_cache_dir(), device, progress,
+                    distributed.Process())
+
+
 def _batches(faces: SyntheticFaces, config: TrainConfig, cache_dir: str | os.PathLike,
              device: torch.device, progress: bool,
              proc: distributed.Process) -> Callable[[int], dict[str, Tensor]]:
@@ -354,6 +407,14 @@ def _batches(faces: SyntheticFaces, config: TrainConfig, cache_dir: str | os.Pat
 
 
 # ---------------------------------------------------------------------------- logged steps
+def _out_of_time(deadline: float | None, proc: distributed.Process) -> bool:
+    """Whether the time budget is used up (``deadline``: a ``time.perf_counter()`` value, or
+    None for no budget). With several processes, rank 0's clock decides for all of them."""
+    if deadline is None:
+        return False
+    return bool(distributed.broadcast(time.perf_counter() >= deadline, proc))
+
+
 def _stop_if_not_finite(first_bad: int, net: torch.nn.Module, done: int, cfg: TrainConfig,
                         last: Path) -> None:
     """Raise ``RuntimeError`` when a loss since the last logged step (``first_bad`` >= 0: its
@@ -391,6 +452,7 @@ class _Run:
     extra: dict[str, Any] = field(default_factory=lambda: {"best_total_mm": math.inf})
     split: dict[str, Tensor] = field(default_factory=dict)  # the validation faces
     baseline: dict[str, float] = field(default_factory=dict)  # their mean-shape errors, mm
+    steps_done: int = 0  # the last step logged
 
     def restore(self, payload: dict[str, Any] | None, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler) -> int:
@@ -435,9 +497,11 @@ class _Run:
                         extra=self.extra)
 
     def write_logs(self) -> None:
-        """Write ``history.csv`` and ``history.json``."""
+        """Write ``history.csv`` and ``history.json`` (with the steps done and planned)."""
         write_history(self.history, self.paths["csv"].parent,
-                      {"config": self.config.to_dict(), "baseline": self.baseline})
+                      {"config": self.config.to_dict(), "baseline": self.baseline,
+                       "steps_done": self.steps_done, "steps_planned": self.config.steps})
 
 
-__all__ = ["train", "TrainResult", "lr_at", "make_optimizer", "amp_dtype", "train_step"]
+__all__ = ["train", "TrainResult", "lr_at", "make_optimizer", "amp_dtype", "train_step",
+           "training_batches"]

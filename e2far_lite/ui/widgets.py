@@ -325,8 +325,10 @@ class LossCurve:
     ``expression``: mean squared vertex distance) and %² (``landmarks``: squared 2D landmark
     error in percent of the image side). Right: the validation vertex RMSE in mm. The legend
     sits to the right of both plots, grouped by panel; the log axis gets at most six labelled
-    ticks (:func:`log_ticks`). The figure is updated in place each time the loop logs a row;
-    display :attr:`widget` (the figure at the notebook's width).
+    ticks (:func:`log_ticks`). Until the first validation arrives (a resumed run validates
+    only every ``val_every`` steps) the right panel says so instead of showing an empty axis.
+    The figure is updated in place each time the loop logs a row; display :attr:`widget` (the
+    figure at the notebook's width).
 
     Args:
         height: of the figure, px (its width follows the notebook).
@@ -350,7 +352,12 @@ class LossCurve:
                            row=1, col=2)
         base.update_xaxes(title_text="training step", rangemode="tozero")
         base.update_yaxes(title_text="loss (mm²; landmarks %²)", type="log", row=1, col=1)
-        base.update_yaxes(title_text="vertex RMSE (mm)", rangemode="tozero", row=1, col=2)
+        # until the first validation: a note, not an empty axis with made-up ticks
+        base.update_xaxes(showticklabels=False, row=1, col=2)
+        base.update_yaxes(title_text="vertex RMSE (mm)", rangemode="tozero", row=1, col=2,
+                          showticklabels=False)
+        base.add_annotation(text="waiting for the first validation", showarrow=False,
+                            x=0.5, y=0.5, xref="x2 domain", yref="y2 domain", name="waiting")
         base.update_layout(height=height, margin=dict(l=70, r=10, t=40, b=50),
                            legend=dict(x=1.02, xanchor="left", y=1.0, yanchor="top",
                                        groupclick="toggleitem"))
@@ -373,6 +380,11 @@ class LossCurve:
             for trace, key in zip(self.figure.data, series, strict=True):
                 trace.x = [s for s, _ in series[key]]
                 trace.y = [v for _, v in series[key]]
+            if any(series[f"val_{k}_mm"] for k in self.VALIDATION):
+                self.figure.layout.xaxis2.showticklabels = True
+                self.figure.layout.yaxis2.showticklabels = True
+                self.figure.layout.annotations = [a for a in self.figure.layout.annotations
+                                                  if a.name != "waiting"]
             if losses:
                 ticks = log_ticks(min(losses), max(losses))
                 self.figure.layout.yaxis.update(tickmode="array", tickvals=ticks,
