@@ -91,6 +91,17 @@ def test_no_reflection_fix_fails_naming_the_reflection():
         check_similarity_transform(lambda x, y: similarity_transform(x, y, fix=False))
 
 
+def test_a_fix_on_the_wrong_axis_fails_pointing_at_the_fix():
+    def wrong_axis(x, y):  # flips the largest singular value's axis instead of the smallest
+        u, _, wt = torch.linalg.svd(y.mT @ x)
+        flip = torch.sign(torch.linalg.det(u @ wt))
+        ones = torch.ones_like(flip)
+        return (u * torch.stack([flip, ones, ones], -1)[:, None, :]) @ wt
+
+    with pytest.raises(CheckFailed, match="mirrored shapes.*which singular value's axis"):
+        check_best_rotation(wrong_axis)
+
+
 def test_transposed_rotation_fails_saying_so():
     with pytest.raises(CheckFailed, match="transpose"):
         check_best_rotation(lambda x, y: best_rotation(x, y).mT)
@@ -110,7 +121,7 @@ def test_wrong_scale_or_translation_fails_naming_it():
         s = sigma.sum(-1) / xc.pow(2).sum((1, 2))
         return s, rotation, y.mean(1) - s[:, None] * (x.mean(1)[:, None] @ rotation.mT)[:, 0]
 
-    with pytest.raises(CheckFailed, match="mirrored shapes: s"):
+    with pytest.raises(CheckFailed, match="mirrored shapes: s.*carry its sign"):
         check_similarity_transform(unsigned_scale)
     with pytest.raises(CheckFailed, match="centroid"):
         check_similarity_transform(lambda x, y: (lambda s, r, t: (s, r, t + 1.0))(

@@ -60,6 +60,14 @@ def random_pair(batch: int, vertices: int, g: torch.Generator, mirrored: bool = 
     return source, target
 
 
+#: added to a failure on the mirrored shapes, which are checked after the moved ones passed
+_MIRRORED_HINT = (" (the moved shapes passed: on a mirror image the best orthogonal map is a "
+                  "reflection, so here the reflection fix decides the answer: which singular "
+                  "value's axis does it flip?)")
+_MIRRORED_SCALE_HINT = (" (the moved shapes passed: on a mirror image the reflection fix is "
+                        "active, in R and in the scale, which must carry its sign too)")
+
+
 def _cases(g: torch.Generator, scaled: bool) -> list[tuple[str, Tensor, Tensor]]:
     """(label, source, target): a batch of moved shapes and a batch of mirrored ones."""
     return [("moved shapes", *random_pair(4, 50, g, scaled=scaled)),
@@ -102,7 +110,11 @@ def check_best_rotation(best_rotation: Callable) -> None:
                 x @ rotation, expected, atol=1e-3, rtol=0):
             raise CheckFailed(f"{what}: your matrix is the transpose of R: the check applies R "
                               "to each point as x @ R.mT (R x_i for a column vector x_i)")
-        compare(got, expected, f"{what}: the points x @ R.mT (mm)", atol=1e-3, rtol=0)
+        try:
+            compare(got, expected, f"{what}: the points x @ R.mT (mm)", atol=1e-3, rtol=0)
+        except CheckFailed as err:
+            raise CheckFailed(f"{err}{_MIRRORED_HINT}" if label == "mirrored shapes"
+                              else str(err)) from None
     passed("best_rotation(x, y) gives the package's rotation (rigid_align) on fresh random "
            "shapes, moved and mirrored, to 1e-3 mm")
 
@@ -145,11 +157,15 @@ def check_similarity_transform(similarity_transform: Callable) -> None:
         if bool((scale - 1).abs().max() < 1e-9) and bool((ref_scale - 1).abs().max() > 1e-3):
             raise CheckFailed(f"{what}: s is 1 for every sample, but these shapes differ in "
                               "size: the scale is left out")
-        compare(scale, ref_scale, f"{what}: s", atol=1e-6, rtol=1e-6)
-        got = scale[:, None, None] * source @ rotation.mT + shift[:, None]
-        compare(got.mean(1), target.mean(1), f"{what}: the centroid of s·R·x + t (mm; it must "
-                "land on the centroid of y)", atol=1e-3, rtol=0)
-        compare(got, expected, f"{what}: the points s·R·x + t (mm)", atol=1e-3, rtol=0)
+        try:
+            compare(scale, ref_scale, f"{what}: s", atol=1e-6, rtol=1e-6)
+            got = scale[:, None, None] * source @ rotation.mT + shift[:, None]
+            compare(got.mean(1), target.mean(1), f"{what}: the centroid of s·R·x + t (mm; it "
+                    "must land on the centroid of y)", atol=1e-3, rtol=0)
+            compare(got, expected, f"{what}: the points s·R·x + t (mm)", atol=1e-3, rtol=0)
+        except CheckFailed as err:
+            raise CheckFailed(f"{err}{_MIRRORED_SCALE_HINT}" if label == "mirrored shapes"
+                              else str(err)) from None
         rmse = (got - target).norm(dim=-1).pow(2).mean(1).sqrt()
         compare(rmse, vertex_rmse(expected, target, align=False),
                 f"{what}: the RMSE after your alignment against the package's (mm)", atol=1e-6,
