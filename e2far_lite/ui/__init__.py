@@ -16,7 +16,7 @@ from .layer_widgets import (
     plot_layer_shares,
     plot_probes,
 )
-from .photo_view import overlay_figure, upload_widget
+from .photo_view import PhotoUpload, overlay_figure, overlay_png, upload_widget
 from .plots import (
     error_colorbar,
     error_colors,
@@ -50,7 +50,9 @@ from .widgets import (
 
 __all__ = [
     "overlay_figure",
+    "overlay_png",
     "upload_widget",
+    "PhotoUpload",
     "DEFAULT_BLENDSHAPES",
     "FeatureMapViewer",
     "FitPlots",
