@@ -62,7 +62,8 @@ def _most_improved_region() -> str:
 
 
 SOLUTIONS: dict[str, tuple[Callable[[], object], str]] = {
-    "00_num_vertices": (_num_vertices, "the model has a property for it; model.mean holds one row per vertex"),
+    "00_num_vertices": (_num_vertices,
+                        "the model has a property for it; model.mean holds one row per vertex"),
     "01_broadest_blendshape": (_broadest_blendshape,
                                "count, for each blend shape, the vertices whose displacement "
                                "norm is over 1 mm, and take the blend shape with the most"),
