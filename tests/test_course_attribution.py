@@ -1,0 +1,78 @@
+"""The checks of notebook 07's pieces: they pass the package's own reference and fail, with a
+helpful CheckFailed, on an unwritten or a deliberately wrong version."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_attribution import blend_model, tiny_net
+
+from e2far_lite.analysis.probes import _r2, _ridge_fit
+from e2far_lite.course.attribution import check_integrated_gradients, check_probe_r2
+from e2far_lite.course.checks import CheckFailed
+
+
+@pytest.fixture(scope="module")
+def model():
+    return blend_model()
+
+
+@pytest.fixture(scope="module")
+def net(model):
+    return tiny_net(model)
+
+
+def integrated_gradients(f, a, a0, steps):
+    total = torch.zeros_like(a)
+    for k in range(steps):
+        point = (a0 + (k + 0.5) / steps * (a - a0)).requires_grad_(True)
+        grad, = torch.autograd.grad(f(point).sum(), point)
+        total += grad
+    return (a - a0) * total / steps
+
+
+def left_riemann(f, a, a0, steps):  # the left end of each step, not its midpoint
+    total = torch.zeros_like(a)
+    for k in range(steps):
+        point = (a0 + k / steps * (a - a0)).requires_grad_(True)
+        grad, = torch.autograd.grad(f(point).sum(), point)
+        total += grad
+    return (a - a0) * total / steps
+
+
+def probe_r2(x_train, y_train, x_test, y_test):
+    mean, std, weights, y_mean = _ridge_fit(x_train, y_train, 1e-12)
+    return _r2((x_test - mean) / std @ weights + y_mean, y_test, None)
+
+
+def test_integrated_gradients_check_passes_the_reference(net, model, capsys):
+    for _ in range(3):  # a random layer, output and step count each time
+        check_integrated_gradients(integrated_gradients, net, model)
+    assert capsys.readouterr().out.count("✓") == 3
+
+
+def test_integrated_gradients_check_fails_helpfully(net, model):
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_integrated_gradients(lambda f, a, a0, steps: None, net, model)
+    with pytest.raises(CheckFailed, match="elements differ; the first at index"):
+        check_integrated_gradients(left_riemann, net, model)
+    with pytest.raises(CheckFailed, match="expected shape"):
+        check_integrated_gradients(lambda f, a, a0, steps: (a - a0).sum(1), net, model)
+
+
+def test_probe_r2_check(capsys):
+    check_probe_r2(probe_r2)
+    check_probe_r2(lambda *args: torch.tensor(probe_r2(*args)))  # a 0-d tensor will do
+    assert capsys.readouterr().out.count("✓") == 2
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_probe_r2(lambda *args: None)
+
+    def no_intercept(x_train, y_train, x_test, y_test):
+        w = torch.linalg.lstsq(x_train, y_train).solution
+        return float(1 - ((x_test @ w - y_test) ** 2).sum()
+                     / ((y_test - y_test.mean(0)) ** 2).sum())
+
+    with pytest.raises(CheckFailed, match="got .*expected"):
+        check_probe_r2(no_intercept)
+    with pytest.raises(CheckFailed, match="one number"):
+        check_probe_r2(lambda x_train, y_train, x_test, y_test: y_test[:, 0])
