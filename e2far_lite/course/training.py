@@ -63,6 +63,38 @@ def _pair(result: Any, what: str) -> tuple[Any, Any]:
     return result
 
 
+def _scale_hint(got: Any, expected: Tensor, counts: dict[int, str]) -> str:
+    """A sentence when ``got`` is ``expected`` times (or divided by) one of ``counts`` (a count
+    of the inputs, e.g. the number of vertices, with what it counts), else ``""``."""
+    if not (isinstance(got, Tensor) and got.shape == expected.shape):
+        return ""
+    ratio = (got.detach().double().cpu() / expected.detach().double().cpu()).flatten()
+    if not bool(torch.isfinite(ratio).all()) or float(ratio.max() - ratio.min()) > 1e-3 * float(
+            ratio.abs().max()):
+        return ""
+    ratio = float(ratio.mean())
+    for n, counted in counts.items():
+        if n <= 1:
+            continue
+        for factor, words in ((n, f"{n} times"), (1 / n, f"1/{n} of")):
+            if math.isclose(ratio, factor, rel_tol=1e-3):
+                return (f" Every value is {words} the expected one, and {n} is {counted}: look "
+                        "at what your code sums and what it averages over.")
+    return ""
+
+
+def _compare_scaled(got: Any, expected: Tensor, what: str, counts: dict[int, str],
+                    atol: float, rtol: float) -> None:
+    """:func:`compare`, its message followed by :func:`_scale_hint`'s sentence if there is one."""
+    try:
+        compare(got, expected, what, atol=atol, rtol=rtol)
+    except CheckFailed as err:
+        hint = _scale_hint(got, expected, counts)
+        if not hint:
+            raise
+        raise CheckFailed(f"{err}{hint}") from None
+
+
 # ---------------------------------------------------------------------------- the losses
 def check_vertex_loss(vertex_loss: Callable, model: MorphableModel | None = None) -> None:
     """``vertex_loss(model, pred, target)`` -> ``(neutral, expression)`` scalars in mm² must
@@ -75,9 +107,12 @@ def check_vertex_loss(vertex_loss: Callable, model: MorphableModel | None = None
         what = f"vertex_loss(model, pred, target) for a batch of {batch}"
         neutral, expression = _pair(call(vertex_loss, what, model, pred, target), what)
         ref = vertex_loss_explicit(model, pred, target)
-        compare(neutral, ref["neutral"], f"{what}: neutral (mm²)", atol=1e-5, rtol=1e-4)
-        compare(expression, ref["expression"], f"{what}: expression (mm²)", atol=1e-5,
-                rtol=1e-4)
+        counts = {3: "the number of coordinates of a vertex (x, y, z)",
+                  model.num_vertices: "the number of vertices V", batch: "the batch size B"}
+        _compare_scaled(neutral, ref["neutral"], f"{what}: neutral (mm²)", counts, atol=1e-5,
+                        rtol=1e-4)
+        _compare_scaled(expression, ref["expression"], f"{what}: expression (mm²)", counts,
+                        atol=1e-5, rtol=1e-4)
     passed("vertex_loss equals the package's vertex losses, built from (B, V, 3) shapes, on "
            "fresh random coefficients (batches of 1 and 6)")
 
@@ -108,8 +143,10 @@ def check_gram_loss(basis_gram: Callable, gram_loss: Callable,
     gram = torch.randn(7, 7, generator=g, dtype=torch.float64)
     gram = gram @ gram.T
     what = "gram_loss(delta, gram, num_vertices=30) for a batch of 5"
-    compare(call(gram_loss, what, delta, gram, 30), quadratic_vertex_loss(delta, gram, 30),
-            what, atol=1e-8, rtol=1e-6)
+    _compare_scaled(call(gram_loss, what, delta, gram, 30),
+                    quadratic_vertex_loss(delta, gram, 30), what,
+                    {30: "num_vertices", 3: "the number of coordinates of a vertex (x, y, z)"},
+                    atol=1e-8, rtol=1e-6)
     pred, target = random_coefficients(model, 6, g)
     ref = vertex_loss_explicit(model, pred, target)
     for name, key in (("id", "neutral"), ("exp", "expression")):
@@ -155,7 +192,15 @@ def check_multitask_loss(multitask_loss: Callable, model: MorphableModel | None 
         if isinstance(got, Tensor) and got.dim() > 0:
             raise CheckFailed(f"{what}: expected a scalar (averaged over the batch), got "
                               f"shape {tuple(got.shape)}")
-        compare(got, ref["total"], f"{what}: total", atol=1e-4, rtol=1e-4)
+        try:
+            compare(got, ref["total"], f"{what}: total", atol=1e-4, rtol=1e-4)
+        except CheckFailed as err:
+            raise CheckFailed(
+                f"{err}. For these inputs the package's terms are: neutral "
+                f"{float(ref['neutral']):.6g} mm², expression {float(ref['expression']):.6g} "
+                f"mm², landmarks {float(ref['landmarks']):.6g} %², pose {float(ref['pose']):.6g}"
+                " (each a mean over the batch): compare each of your terms with these, and the "
+                "weights with those of the formula in section 4") from None
     passed("multitask_loss equals MultiTaskLoss's total, for the notebook's weights and for "
            "random ones, on fresh random predictions")
 
