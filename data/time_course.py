@@ -33,7 +33,7 @@ from e2far_lite.evaluate.scores import write_json  # noqa: E402
 from e2far_lite.io.landmark_files import dev_annotations  # noqa: E402
 
 OUT = ROOT / "data" / "course_times.json"
-# notebook 05 prints its cpu-quick run's validation figures, then "trained in X min"
+# notebook 05 prints its cpu-quick run's validation figures, then "... (trained in X min ..."
 TRAINED = re.compile(r"trained in ([0-9.]+) min")
 FIGURES = re.compile(r"^vertex RMSE total .*$", re.MULTILINE)
 
