@@ -808,7 +808,10 @@ class FeatureMapViewer:
         The browser's slider (noUiSlider) keeps the range it was drawn with when only ``max``
         changes, so its End key would stop at the old maximum: the slider is replaced instead.
         """
-        act = self._features[self.layer.value]  # (C, h, w)
+        # the layer the order is for: a redraw reads it, not the menu, which changes before
+        # select_layer holds the lock (the menu's new layer with the old order: out of range)
+        self._layer = self.layer.value
+        act = self._features[self._layer]  # (C, h, w)
         self.order = top_channels(act, act.shape[0])
         count = act.shape[0]
         if self.channel is None or self.channel.max != count - 1:
@@ -830,16 +833,16 @@ class FeatureMapViewer:
 
     def feature_map(self) -> np.ndarray:
         """(S, S) the chosen channel, bilinearly upsampled to the image size."""
-        act = self._features[self.layer.value][self.channel_index]
+        act = self._features[self._layer][self.channel_index]
         up = F.interpolate(act[None, None], size=(self.size, self.size), mode="bilinear",
                            align_corners=False)
         return up[0, 0].numpy()
 
     def title(self) -> str:
         """The figure's title: the layer, the channel's own index, the map's size and maximum."""
-        act = self._features[self.layer.value]
+        act = self._features[self._layer]
         c = self.channel_index
-        return (f"{self.layer.value} channel {c} of {act.shape[0]} "
+        return (f"{self._layer} channel {c} of {act.shape[0]} "
                 f"({act.shape[1]}x{act.shape[2]} map), max {float(act[c].max()):.2f}")
 
     def update(self, _change: object = None) -> None:
