@@ -249,13 +249,14 @@ def test_notebook_01_sliders_fit_a_laptop(notebook):
 @pytest.mark.browser
 @needs_07
 def test_tap_slider_changes_the_prediction(notebook, tmp_path_factory):
-    """Notebook 07: turning the TapMixer's pool5 tap to 0 redraws the predicted mesh and the
-    blend-shape bars. (In smoke mode the net is barely trained: the mesh moves by a fraction of
-    a millimetre, a faint colour change over ~0.2 % of the pixels, which varies with the CPU the
-    smoke net trained on; the bars move clearly.)"""
-    mesh, bars = _drive(notebook(NOTEBOOK_07), _artifacts(tmp_path_factory), NOTEBOOK_07,
-                        "pool5 ×", "ArrowLeft", 20)
-    assert mesh > 0.0005 and bars > 0.005
+    """Notebook 07: turning the TapMixer's pool5 tap to 0 redraws the blend-shape bars. (In
+    smoke mode the net is barely trained: its mesh moves by hundredths of a millimetre, under one
+    step of the mixer's colour scale, which is fixed in millimetres across settings, so the
+    mesh's pixels may not change; tests/test_layer_widgets.py checks that its colours do, and
+    tests/test_browser_07.py that the scale stays fixed on screen.)"""
+    _mesh, bars = _drive(notebook(NOTEBOOK_07), _artifacts(tmp_path_factory), NOTEBOOK_07,
+                         "pool5 ×", "ArrowLeft", 20)
+    assert bars > 0.005
 
 
 @pytest.mark.browser

@@ -114,6 +114,7 @@ def test_the_upload_picture_is_whole_ten_times(smoke, astronaut_png):
     and never a pyplot figure the hooks could draw."""
     import matplotlib.pyplot as plt
 
+    plt.close("all")  # figures other tests left open are not this upload's
     view = PhotoUpload(*smoke, size=SIZE)
     side = round(SIZE * 100)
     figures_before = plt.get_fignums()
