@@ -32,6 +32,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 
 
+def missing(reason: str) -> None:
+    """Skip, or fail where the browser tests are required (CI sets E2FAR_REQUIRE_BROWSER=1)."""
+    import pytest
+
+    if os.environ.get("E2FAR_REQUIRE_BROWSER", "0") not in ("", "0"):
+        pytest.fail(f"E2FAR_REQUIRE_BROWSER is set but {reason}")
+    pytest.skip(reason)
+
+
 def chromium_path() -> str | None:
     """Debian's chromium (``E2FAR_CHROMIUM`` overrides), or None when it is not installed."""
     for candidate in (os.environ.get("E2FAR_CHROMIUM"), shutil.which("chromium"),

@@ -33,6 +33,7 @@ from browser_helpers import (
     jupyter_lab,
     label_report,
     launch,
+    missing,
     open_notebook,
     pixel_difference,
     plot_report,
@@ -62,23 +63,16 @@ def _artifacts(tmp_path_factory) -> Path:
     return path
 
 
-def _missing(reason: str) -> None:
-    """Skip, or fail where the browser tests are required (CI sets E2FAR_REQUIRE_BROWSER=1)."""
-    if os.environ.get("E2FAR_REQUIRE_BROWSER", "0") not in ("", "0"):
-        pytest.fail(f"E2FAR_REQUIRE_BROWSER is set but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed (pip install playwright; its browser download "
-                 "is not needed)")
+        missing("playwright is not installed (pip install playwright; its browser download "
+                "is not needed)")
     executable = chromium_path()
     if executable is None:
-        _missing("chromium is not installed (apt-get install chromium)")
+        missing("chromium is not installed (apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = launch(playwright, executable)
         try:

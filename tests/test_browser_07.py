@@ -26,6 +26,7 @@ from browser_helpers import (
     figures_beside,
     jupyter_lab,
     launch,
+    missing,
     open_notebook,
     press,
     readout,
@@ -45,13 +46,6 @@ pytestmark = [pytest.mark.browser,
                                  reason="notebook 07 is not in this checkout")]
 
 
-def _missing(reason: str) -> None:
-    """Skip, or fail where the browser tests are required (CI sets E2FAR_REQUIRE_BROWSER=1)."""
-    if os.environ.get("E2FAR_REQUIRE_BROWSER", "0") not in ("", "0"):
-        pytest.fail(f"E2FAR_REQUIRE_BROWSER is set but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> Path:
     folder = os.environ.get("E2FAR_ARTIFACTS")
@@ -66,11 +60,11 @@ def page(tmp_path_factory):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed (pip install playwright; its browser download "
-                 "is not needed)")
+        missing("playwright is not installed (pip install playwright; its browser download "
+                "is not needed)")
     executable = chromium_path()
     if executable is None:
-        _missing("chromium is not installed (apt-get install chromium)")
+        missing("chromium is not installed (apt-get install chromium)")
     work = tmp_path_factory.mktemp("lab07")
     root = work / "notebooks"
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..nets.backbone import TAP_NAMES, VGGBackbone
 from ..nets.complexity import count_macs
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import CheckFailed, as_count, call, compare, fresh_generator, not_written, passed
 from .modules import built_like
 
 #: feature maps must agree to this (absolute and relative), in the features' own units
@@ -133,12 +133,7 @@ def check_conv_macs(conv_macs: object) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2)
         expected = count_macs(conv, (1, in_channels, side, side))
         got = call(conv_macs, what, in_channels, out_channels, kernel, stride, side)
-        not_written(got, what)
-        if isinstance(got, Tensor) and got.numel() == 1 and not got.is_floating_point():
-            got = int(got.item())
-        if isinstance(got, bool) or not isinstance(got, int):
-            raise CheckFailed(f"{what}: expected an int (a count), got {type(got).__name__} "
-                              f"{got!r}")
+        got = as_count(got, what)
         if got != expected:
             raise CheckFailed(f"{what}: got {got:,}, expected {expected:,} (a conv of stride "
                               f"{stride} with padding {kernel // 2})")

@@ -86,6 +86,17 @@ def compare(got: Any, expected: Tensor, what: str, atol: float = 1e-4,
             f"(largest difference {worst:.3g}, tolerance {atol:g} + {rtol:g}·|expected|)")
 
 
+def as_count(got: Any, what: str) -> int:
+    """``got`` as an int count: a Python int or a one-element integer tensor; anything else (a
+    float, a bool, an unwritten stub's ``None``) raises :class:`CheckFailed`."""
+    not_written(got, what)
+    if isinstance(got, Tensor) and got.numel() == 1 and not got.is_floating_point():
+        got = int(got.item())
+    if isinstance(got, bool) or not isinstance(got, int):
+        raise CheckFailed(f"{what}: expected an int (a count), got {type(got).__name__} {got!r}")
+    return got
+
+
 def call(function: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)``, with an error inside it reported as the student's."""
     if function is None or function is Ellipsis or not callable(function):
@@ -100,4 +111,4 @@ def call(function: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> 
         raise CheckFailed(f"{what}: raised {type(err).__name__}: {err}") from err
 
 
-__all__ = ["CheckFailed", "call", "compare", "fresh_generator", "not_written", "passed"]
+__all__ = ["CheckFailed", "as_count", "call", "compare", "fresh_generator", "not_written", "passed"]

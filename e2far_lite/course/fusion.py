@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..nets.backbone import TAP_NAMES
 from ..nets.complexity import count_parameters
 from ..nets.fusion import FusionCNN, FusionConfig
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import CheckFailed, as_count, call, compare, fresh_generator, not_written, passed
 from .modules import built_like
 
 #: expression coefficients (std units) must agree to this, absolute and relative
@@ -130,12 +130,7 @@ def check_fusion_parameters(fusion_parameters: object) -> None:
         config = FusionConfig(taps=taps, width=width, hidden=hidden)
         expected = count_parameters(FusionCNN(tap_channels, num_exp, config, grid))
         got = call(fusion_parameters, what, tap_channels, num_exp, width, hidden, grid)
-        not_written(got, what)
-        if isinstance(got, Tensor) and got.numel() == 1 and not got.is_floating_point():
-            got = int(got.item())
-        if isinstance(got, bool) or not isinstance(got, int):
-            raise CheckFailed(f"{what}: expected an int (a count), got {type(got).__name__} "
-                              f"{got!r}")
+        got = as_count(got, what)
         if got != expected:
             raise CheckFailed(f"{what}: got {got:,}, expected {expected:,}")
     passed("fusion_parameters equals count_parameters of the package's FusionCNN for fresh "
