@@ -13,7 +13,7 @@ Two stages, each resumable (an interrupted run continues from its ``last.pt``):
    ``record.json`` (its steps, minutes and validation curve); when both exist the stage is
    skipped.
 2. ``cpu-real`` in ``runs/cpu-real`` (25 minutes): the same network trained on from
-   stage 1's ``best.pt`` with the realism levers that ``data/realism_study.py`` chose
+   stage 1's ``best.pt`` with the realism levers that ``experiments/realism_study.py`` chose
    (eyebrows and lips, eyeballs and a mouth interior, a head around the face, occluders, JPEG),
    each on half the faces, validated on the plain full distribution.
 
@@ -49,8 +49,7 @@ from pathlib import Path
 import torch
 
 from e2far_lite.cli import main as cli
-from e2far_lite.evaluate.scores import write_json
-from e2far_lite.io.atomic import atomic_write
+from e2far_lite.io.json_files import write_json
 from e2far_lite.io.landmark_files import dev_annotations
 from e2far_lite.photo.scores import real_landmark_nme
 from e2far_lite.train.checkpoint import export_checkpoint, load_checkpoint
@@ -92,8 +91,7 @@ def first_stage(preset: str, folder: Path) -> dict:
         return json.loads(record_path.read_text())
     result = train(get_config(preset), folder, device="cpu", resume="auto")
     record = stage_record(result, preset)
-    with atomic_write(record_path, "w") as handle:
-        json.dump(record, handle, indent=2)
+    write_json(record_path, record)
     return record
 
 

@@ -24,16 +24,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import skimage.data  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import skimage.data
+from PIL import Image
 
-from e2far_lite.photo import load_image, reconstruct, render_overlay  # noqa: E402
-from e2far_lite.synth import realism  # noqa: E402
-from e2far_lite.synth.faces import SyntheticFaces  # noqa: E402
-from e2far_lite.train.shipped import pretrained  # noqa: E402
-from e2far_lite.ui.plots import to_numpy_image  # noqa: E402
+from e2far_lite.io.atomic import atomic_write
+from e2far_lite.photo import load_image, reconstruct, render_overlay
+from e2far_lite.synth import realism
+from e2far_lite.synth.faces import SyntheticFaces
+from e2far_lite.train.shipped import pretrained
+from e2far_lite.ui.plots import to_numpy_image
 
 OUT = Path(__file__).resolve().parent / "readme_figure.png"
 WIDGET = Path(__file__).resolve().parent / "readme_widget.png"
@@ -125,7 +126,9 @@ def main() -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, bbox_inches="tight", pad_inches=0.05)
     # a 256-colour palette keeps the PNG small enough for a README (about a third the size)
-    Image.open(buffer).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(args.out)
+    small = Image.open(buffer).convert("RGB").quantize(256, dither=Image.Dither.NONE)
+    with atomic_write(args.out) as handle:
+        small.save(handle, format="PNG")
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")
 
 

@@ -26,6 +26,7 @@ MAX_REFINE = 10
 
 def _render(args: argparse.Namespace) -> None:
     from .devices import default_device
+    from .io.atomic import write_figure
     from .model.morphable_model import MorphableModel
     from .synth.faces import DataConfig, SyntheticFaces
     from .ui.plots import image_grid
@@ -44,7 +45,7 @@ def _render(args: argparse.Namespace) -> None:
     batch = faces.batch(range(args.n))
     fig = image_grid(batch["image"].cpu(), batch["landmarks"].cpu(), batch["visible"].cpu(),
                      ncols=min(8, args.n))
-    fig.savefig(out, dpi=100)
+    write_figure(fig, out, dpi=100)
     print(f"wrote {out}: {args.n} samples, seed {args.seed}, {args.size} px, on {device}")
     print("  green dots: the 68 landmarks where visible; red crosses: hidden behind the face")
 
@@ -141,7 +142,7 @@ def _benchmark(args: argparse.Namespace) -> None:
     if args.json:
         _check_writable(args.json, "--json")
     if not args.speed:
-        from .evaluate.benchmark import run_ablation
+        from .studies.ablation import run_ablation
 
         print(f"ablation benchmark, {args.mode} mode, on {describe(device)}")
         run_ablation(args.mode, args.out, device=device)
@@ -154,7 +155,7 @@ def _benchmark(args: argparse.Namespace) -> None:
                           echo=lambda line: print("  " + line, flush=True))
     print(format_report(report))
     if args.json:
-        from .evaluate.scores import write_json
+        from .io.json_files import write_json
 
         print(f"wrote {write_json(args.json, report)}")
 
@@ -228,7 +229,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     import shlex
 
     from .devices import describe
-    from .evaluate.scores import TEST_SEED, evaluate_net, format_result, write_json
+    from .evaluate.scores import TEST_SEED, evaluate_net, format_result
+    from .io.json_files import write_json
     from .paths import cache_dir
     from .synth.faces import DataConfig
     from .train.checkpoint import load_checkpoint, read_checkpoint
@@ -281,6 +283,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
     import math
 
     from . import photo
+    from .io.atomic import write_figure
     from .ui.photo_view import overlay_figure
 
     out = Path(args.out)
@@ -339,7 +342,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
               f"roll {roll:+.0f}°{coloured}")
     if args.overlay:
         fig = overlay_figure(image, faces, model, title=name)
-        fig.savefig(args.overlay, dpi=120)
+        write_figure(fig, args.overlay, dpi=120)
         print(f"wrote {args.overlay}: the shaded mesh over the photo; green dots: the 68 "
               "landmarks; yellow box: the detected face; dashed white box: the network's crop")
 

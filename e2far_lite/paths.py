@@ -1,4 +1,5 @@
-"""Where the repository's shipped files live (``data/`` beside the package)."""
+"""Where the repository's files live: shipped data in ``data/``, recorded experiments in
+``experiments/``, both beside the package."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def data_dir() -> Path:
     """The folder holding the shipped model and checkpoint; ``E2FAR_DATA`` overrides it."""
     return Path(os.environ.get("E2FAR_DATA", REPO_ROOT / "data"))
+
+
+def experiments_dir() -> Path:
+    """The folder of the experiment scripts and their recorded results (``experiments/``)."""
+    return REPO_ROOT / "experiments"
 
 
 def cache_dir() -> Path:

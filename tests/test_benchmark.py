@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from e2far_lite.evaluate import benchmark
-from e2far_lite.evaluate.benchmark import PLANS, run_ablation, variant_config
+from e2far_lite.studies import ablation as benchmark
+from e2far_lite.studies.ablation import PLANS, run_ablation, variant_config
 
 
 def test_variants_differ_only_where_they_should():

@@ -15,8 +15,8 @@ from e2far_lite.evaluate.scores import (
     expression_pixels,
     held_out_faces,
     ratios,
-    write_json,
 )
+from e2far_lite.io.json_files import write_json
 from e2far_lite.model.metrics import shape_errors
 from e2far_lite.nets.network import E2FARNet, NetConfig
 from e2far_lite.synth.faces import DataConfig

@@ -1,4 +1,4 @@
-"""data/gpu_run.py, the prepared GPU run, at toy sizes on the CPU: it sizes, trains, exports
+"""experiments/gpu_run.py, the prepared GPU run, at toy sizes on the CPU: it sizes, trains, exports
 and scores, and records what it did."""
 
 import json
@@ -11,7 +11,7 @@ import torch
 
 from e2far_lite.train.checkpoint import load_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[1] / "data" / "gpu_run.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "gpu_run.py"
 
 
 @pytest.mark.slow

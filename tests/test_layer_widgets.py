@@ -247,8 +247,8 @@ def test_tap_mixer_colour_scale_is_fixed_in_mm(net, model, images):
 
 def test_tap_mixer_at_zero_menu(net, model, images):
     """"at 0": zeros is the tap silenced (the network's own tap_scale 0), "mean map" puts the
-    tap's mean map over the faces in its place; both agree with tap_ablation's modes."""
-    from e2far_lite.analysis import tap_ablation
+    tap's mean map over the faces in its place; both agree with silence_taps's modes."""
+    from e2far_lite.analysis import silence_taps
 
     mixer = TapMixer(net, model, images, top=3)
     assert mixer.silence.value == "zero"
@@ -284,11 +284,11 @@ def test_tap_mixer_at_zero_menu(net, model, images):
             a_exp = mixer.predict_exp(silence=mode)
             torch.testing.assert_close(a_exp, expected[i:i + 1], rtol=1e-4, atol=1e-5)
             moved[mode].append(float(_vertex_rms(model, a_exp, reference[i:i + 1])[0]))
-    # against "true" faces equal to the unmixed predictions, tap_ablation's cost of a tap is
+    # against "true" faces equal to the unmixed predictions, silence_taps's cost of a tap is
     # exactly how far the mixer's prediction moves, averaged over the faces
     truth = {"image": images, "a_id": a_id, "a_exp": reference}
     for mode in ("zero", "mean"):
-        cost = tap_ablation(net, truth, model, mode=mode)[tap]["expression"]
+        cost = silence_taps(net, truth, model, mode=mode)[tap]["expression"]
         assert cost == pytest.approx(np.mean(moved[mode]), rel=1e-3, abs=1e-4)
     assert np.mean(moved["zero"]) != pytest.approx(np.mean(moved["mean"]), rel=1e-2)
 
@@ -296,7 +296,7 @@ def test_tap_mixer_at_zero_menu(net, model, images):
 def test_layer_attribution_measure_menu(net, model, images):
     """Each measure gives its own bars, the face and the blend shape move them, and the text
     says what the measure measures and when its bars hardly depend on the face."""
-    from e2far_lite.analysis import tap_ablation
+    from e2far_lite.analysis import silence_taps
     from e2far_lite.ui.layer_widgets import MEASURES
 
     view = LayerAttributionView(net, model, images, blendshape="jawOpen")
@@ -321,7 +321,7 @@ def test_layer_attribution_measure_menu(net, model, images):
     # ... and the movement per tap is the mean ablation's, live
     _, a_id, reference = _reference_predictions(net, images)
     truth = {"image": images, "a_id": a_id, "a_exp": reference}
-    ablation = tap_ablation(net, truth, model, mode="mean")
+    ablation = silence_taps(net, truth, model, mode="mean")
     rows = view.per_face("expression", "silence")
     for tap in net.fusion.taps:
         assert float(rows[:, TAP_NAMES.index(tap)].mean()) == pytest.approx(

@@ -29,12 +29,13 @@ STAGES: dict[str, int] = {
     "e2far_lite.evaluate": 7,
     "e2far_lite.analysis": 8,
     "e2far_lite.photo": 9,
-    "e2far_lite.ui": 10,
-    "e2far_lite.cli": 11,
-    "e2far_lite.exercises": 11,
-    "e2far_lite.course": 11,
-    "e2far_lite.__main__": 11,
-    "e2far_lite": 11,  # the package's own __init__ (only this exact name, not a prefix)
+    "e2far_lite.studies": 10,
+    "e2far_lite.ui": 11,
+    "e2far_lite.cli": 12,
+    "e2far_lite.exercises": 12,
+    "e2far_lite.course": 12,
+    "e2far_lite.__main__": 12,
+    "e2far_lite": 12,  # the package's own __init__ (only this exact name, not a prefix)
 }
 
 # drawing and widget libraries: only ui/ may import them

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from e2far_lite.paths import shared_dir
+from e2far_lite.paths import experiments_dir, shared_dir
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 # the course's development set of annotated real faces, where it lies beside the repository:
@@ -71,8 +71,8 @@ def course_time(seconds: float) -> str:
 
 
 def test_readme_and_headers_state_the_measured_course_times():
-    # data/time_course.py ran every notebook in full on the project's CPU and recorded it
-    record = json.loads((NOTEBOOKS[0].parent.parent / "data" / "course_times.json").read_text())
+    # experiments/time_course.py ran every notebook in full on the project's CPU and recorded it
+    record = json.loads((experiments_dir() / "course_times.json").read_text())
     assert set(record["notebooks"]) == {p.name for p in NOTEBOOKS}
     assert record["total_minutes"] <= 30  # the whole course in about half an hour on 2 cores
     readme = (NOTEBOOKS[0].parent.parent / "README.md").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from e2far_lite.photo.realism_study import STUDY_LEVERS, collect, study_config, summary
+from e2far_lite.studies.realism import STUDY_LEVERS, collect, study_config, summary
 from e2far_lite.synth.realism import LEVERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def test_collect_compares_each_run_with_the_control_of_its_seed(tmp_path):
 
 
 def test_committed_study_has_every_lever_and_the_readme_shows_its_figures():
-    study = json.loads((ROOT / "data" / "realism_study.json").read_text())
+    study = json.loads((ROOT / "experiments" / "realism_study.json").read_text())
     readme = (ROOT / "README.md").read_text()
     rows = summary(study)
     assert set(rows) == set(STUDY_LEVERS)

@@ -9,7 +9,7 @@ import torch
 from e2far_lite import photo
 from e2far_lite.analysis import faces_for_goals
 from e2far_lite.evaluate.scores import METHODS, evaluate_net
-from e2far_lite.paths import data_dir, shared_dir
+from e2far_lite.paths import data_dir, experiments_dir, shared_dir
 from e2far_lite.synth.faces import DataConfig
 from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
 from e2far_lite.train.configs import get_config
@@ -61,7 +61,7 @@ def test_shipped_checkpoint_reproduces_its_figures(tmp_path):
 @pytest.mark.skipif(not DEV_XML.is_file(), reason="the shared dev set is not here")
 def test_shipped_checkpoint_reproduces_its_development_face_figures():
     pytest.importorskip("dlib")
-    recorded = json.loads((data_dir() / "detector_study.json").read_text())["landmark_nme"]
+    recorded = json.loads((experiments_dir() / "detector_study.json").read_text())["landmark_nme"]
     assert recorded["checkpoint_sha256_prefix"] == hashlib.sha256(
         CHECKPOINT.read_bytes()).hexdigest()[:12]  # measured on the shipped checkpoint
     net, model, config = load_checkpoint(CHECKPOINT, device="cpu")
@@ -80,9 +80,9 @@ def test_shipped_checkpoint_reproduces_its_development_face_figures():
 
 
 def test_readme_states_the_one_run_recipe_as_measured():
-    # data/cpu_2h_run.json: the cpu-2h run, scored like the shipped file and not shipped since
-    # it scored worse; the README table states its figures beside the shipped ones
-    run = json.loads((data_dir() / "cpu_2h_run.json").read_text())
+    # experiments/cpu_2h_run.json: the cpu-2h run, scored like the shipped file and not shipped
+    # since it scored worse; the README table states its figures beside the shipped ones
+    run = json.loads((experiments_dir() / "cpu_2h_run.json").read_text())
     shipped = json.loads(FIGURES.read_text())
     assert run["shipped"] is False and run["faces"] == shipped["faces"]
     assert run["seed"] == shipped["seed"] and run["training"]["preset"] == "cpu-2h"
@@ -113,7 +113,8 @@ def test_readme_states_the_shipped_figures():
             f"{first['neutral_sim_mm']:.2f} mm | {first['neutral_mm']:.2f} mm | "
             f"{first['expression_mm']:.2f} mm | {first['nme_pct']:.2f} % |") in readme
     assert f"**{recorded['training']['minutes']} min** of training steps in all" in readme
-    rows = json.loads((data_dir() / "detector_study.json").read_text())["landmark_nme"]["rows"]
+    study = json.loads((experiments_dir() / "detector_study.json").read_text())
+    rows = study["landmark_nme"]["rows"]
     refined = rows[f"detected: dlib HOG, HOG_BOX, refined ({photo.REFINE} re-crop)"]
     assert f"reached by the default: {refined['nme_percent']:.2f} %" in readme
 
@@ -123,7 +124,7 @@ def test_readme_states_the_first_stage_and_bf16_records():
     first = json.loads(FIGURES.read_text())["first_stage"]["development_faces"]
     assert first["found"] == first["faces"]
     assert f"its first stage alone scored {first['nme_pct']:.2f} %" in readme
-    runs = json.loads((data_dir() / "bf16_check.json").read_text())["runs"]
+    runs = json.loads((experiments_dir() / "bf16_check.json").read_text())["runs"]
     a, b = runs["float32"], runs["bf16"]
     assert (f"validated at {a['total_sim_mm']:.3f} and {b['total_sim_mm']:.3f} mm (expression "
             f"{a['expression_mm']:.3f} and {b['expression_mm']:.3f} mm, NME "

@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from e2far_lite.analysis.study import (
+from e2far_lite.paths import experiments_dir
+from e2far_lite.studies.recipe import (
     LEVERS,
     PLANS,
     claims,
@@ -44,7 +45,7 @@ def test_levers_change_one_thing():
 
 
 def test_student_t_quantiles():
-    from e2far_lite.analysis.study import _t95
+    from e2far_lite.studies.recipe import _t95
 
     assert _t95(2) == pytest.approx(12.706) and _t95(3) == pytest.approx(4.303)
     assert _t95(12) >= 2.201  # between tabulated counts: never narrower than the truth
@@ -133,7 +134,7 @@ def test_committed_study_has_every_lever_and_the_readme_shows_its_figures():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    study = json.loads((root / "data" / "recipe_study.json").read_text())
+    study = json.loads((root / "experiments" / "recipe_study.json").read_text())
     readme = (root / "README.md").read_text()
     total, expression = summary(study, "total_sim_mm"), summary(study, "expression_mm")
     assert set(total) == set(LEVERS)  # every lever was run
@@ -149,7 +150,7 @@ def test_committed_ablations_have_their_seeds_and_the_readme_states_each_claim(n
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    study = json.loads((root / "data" / name).read_text())
+    study = json.loads((experiments_dir() / name).read_text())
     readme = (root / "README.md").read_text()
     rows = summary(study, "expression_mm")
     assert {lever: row["seeds"] for lever, row in rows.items()} == dict.fromkeys(
@@ -159,10 +160,7 @@ def test_committed_ablations_have_their_seeds_and_the_readme_states_each_claim(n
 
 
 def test_plot_claims_draws_each_studys_differences_with_their_intervals():
-    from pathlib import Path
-
-    study = json.loads((Path(__file__).resolve().parents[1] / "data" / "ablation_study_96px.json")
-                       .read_text())
+    study = json.loads((experiments_dir() / "ablation_study_96px.json").read_text())
     rows = claims(study)
     fig = plot_claims({"one": study, "again": study})
     ax = fig.axes[0]

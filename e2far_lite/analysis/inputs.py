@@ -1,6 +1,6 @@
 """What the chapter-07 measurements take: their argument checks, and the eval mode they run in.
 
-The public functions of :mod:`~e2far_lite.analysis.ablation`, ``attribution``, ``probes`` and
+The public functions of :mod:`~e2far_lite.analysis.silencing`, ``attribution``, ``probes`` and
 ``stability`` (and the widgets of ``ui.layer_widgets``) check their inputs here, once, with
 the package's "name: expected X, got Y" messages; inner functions trust them.
 

@@ -2,7 +2,7 @@
 
 :func:`probe_batch` draws the faces every measurement of the chapter reads (fresh synthetic
 faces, never seen in training). :func:`layer_answers` turns the ablation
-(:mod:`~e2far_lite.analysis.ablation`), the attribution depth
+(:mod:`~e2far_lite.analysis.silencing`), the attribution depth
 (:mod:`~e2far_lite.analysis.attribution`) and the linear probes
 (:mod:`~e2far_lite.analysis.probes`) into rankings, and :func:`same_answers` says, question
 by question, whether two sets of faces (or two probe splits) rank alike.
@@ -25,10 +25,10 @@ from ..nets.network import E2FARNet
 from ..paths import cache_dir as default_cache_dir
 from ..paths import is_smoke
 from ..synth.faces import DataConfig, face_split
-from .ablation import tap_ablation
 from .attribution import attribution_depth, layer_attribution
 from .inputs import _check_batch, _check_net
 from .probes import best_layer, linear_probes
+from .silencing import silence_taps
 from .targets import TARGETS
 
 
@@ -97,7 +97,7 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
     if not 1 <= attribution_faces <= 64:
         raise ValueError(f"attribution_faces: expected 1 .. 64, got {attribution_faces}")
     costs = {tap: change["expression"]
-             for tap, change in tap_ablation(net, faces, model, "mean").items()}
+             for tap, change in silence_taps(net, faces, model, "mean").items()}
     images = faces["image"][:attribution_faces]
     depth = {target: attribution_depth(layer_attribution(net, images, model, target))
              for target in TARGETS}

@@ -1,15 +1,5 @@
-"""Evaluation (notebook 06): held-out scores, landmark fitting, the ablation, speed."""
+"""Evaluation (notebook 06): held-out scores, landmark fitting, speed."""
 
-from .benchmark import (
-    Plan,
-    evaluate_fitting,
-    evaluate_network,
-    format_table,
-    run_ablation,
-    score,
-    summarise,
-    variant_config,
-)
 from .fitting import FitConfig, estimate_pose, fit_landmarks
 from .scores import (
     METHODS,
@@ -21,7 +11,6 @@ from .scores import (
     held_out_faces,
     predict,
     ratios,
-    write_json,
 )
 from .speed import (
     format_report,
@@ -38,30 +27,21 @@ __all__ = [
     "FitConfig",
     "METHODS",
     "PIXEL_BINS",
-    "Plan",
     "TEST_SEED",
     "estimate_pose",
-    "evaluate_fitting",
     "evaluate_net",
-    "evaluate_network",
     "expression_pixels",
     "fit_landmarks",
     "format_report",
     "format_result",
-    "format_table",
     "held_out_faces",
     "inference_latency",
     "matmul_peak",
     "predict",
     "ratios",
     "render_throughput",
-    "run_ablation",
-    "score",
     "speed_report",
-    "summarise",
     "tf32_matmul_peak",
     "time_call",
     "train_throughput",
-    "variant_config",
-    "write_json",
 ]

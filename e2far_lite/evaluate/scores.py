@@ -19,16 +19,13 @@ errors are also binned by how far the expression moves the face in the image, in
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..io.atomic import atomic_write
 from ..model.metrics import SHAPE_FIGURES, landmark_nme, shape_errors
 from ..model.morphable_model import MorphableModel
 from ..model.regions import REGION_NAMES, vertex_regions
@@ -156,27 +153,6 @@ def _paired(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, list[float]
     return out
 
 
-def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as indented JSON, atomically (a temporary file, then a rename): a
-    failure leaves no half-written file behind. Non-finite floats (NaN, inf) are written as
-    ``null``, so the file is strict JSON."""
-    path = Path(path)
-    text = json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n"
-    with atomic_write(path, "w") as handle:
-        handle.write(text)
-    return path
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def ratios(result: dict[str, Any], method: str = "network",
            baseline: str = "mean_shape") -> dict[str, float]:
     """``method``'s figures divided by ``baseline``'s (0.5 = half the error)."""
@@ -207,4 +183,4 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 __all__ = ["evaluate_net", "held_out_faces", "expression_pixels", "predict", "ratios",
-           "format_result", "write_json", "TEST_SEED", "PIXEL_BINS", "METHODS"]
+           "format_result", "TEST_SEED", "PIXEL_BINS", "METHODS"]

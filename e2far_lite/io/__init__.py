@@ -1,9 +1,10 @@
-"""Files: atomic writes, safe unpickling, landmark annotations, mesh files.
+"""Files: atomic writes (JSON, text, pictures), safe unpickling, landmark annotations, mesh files.
 
 The lowest stage: plain file formats that know nothing about faces or networks.
 """
 
-from .atomic import atomic_write
+from .atomic import atomic_write, write_figure, write_text
+from .json_files import write_json
 from .landmark_files import (
     DEV_FACES_ENV,
     NUM_LANDMARKS,
@@ -30,4 +31,7 @@ __all__ = [
     "read_dlib_xml",
     "read_pts",
     "save_mesh",
+    "write_figure",
+    "write_json",
+    "write_text",
 ]

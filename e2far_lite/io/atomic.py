@@ -1,8 +1,10 @@
 """All-or-nothing file writes: a temporary file in the same folder, renamed over the target.
 
-Every file the package writes (checkpoints, models, meshes, logs, JSON figures, cached splits)
-goes through :func:`atomic_write`, so a crash, a full disk or a bad input midway leaves the
-previous file intact and no half-written file behind.
+Every file the package writes (checkpoints, models, meshes, logs, JSON figures, tables, pictures,
+cached splits) goes through :func:`atomic_write` (JSON through :func:`~e2far_lite.io.write_json`,
+text through :func:`write_text`, pictures through :func:`write_figure`), so a crash, a full disk
+or a bad input midway leaves the previous file intact and no half-written file behind.
+``tests/test_io.py`` fails if a module writes a file any other way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 @contextmanager
@@ -54,4 +56,29 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb",
         raise
 
 
-__all__ = ["atomic_write"]
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path`` as a Path."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_figure(figure: Any, path: str | os.PathLike, **savefig: Any) -> Path:
+    """Save a matplotlib figure to ``path`` atomically, in the format its suffix names.
+
+    Args:
+        figure: anything with matplotlib's ``savefig(file, format=...)``.
+        path: e.g. ``overlay.png`` or ``curve.svg``.
+        savefig: passed on (``dpi=120``, ``facecolor="white"``).
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if not fmt:
+        raise ValueError(f"path: expected a file name with a picture suffix (.png, .svg, .pdf), "
+                         f"got {str(path)!r}")
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format=fmt, **savefig)
+    return path
+
+
+__all__ = ["atomic_write", "write_figure", "write_text"]

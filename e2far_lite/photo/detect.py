@@ -7,7 +7,7 @@ Boxes are ``(x, y, w, h)`` photo pixels: left, top, width, height (x right, y do
 
 **The detector.** dlib's HOG frontal face detector (``dlib-bin`` wheel, model inside) when dlib
 is installed, else scikit-image's LBP cascade with a warning. On the 18 faces of 4 development
-photos (``data/detector_study.py``; a face is found when a box's centre lies within 0.4 of its
+photos (``experiments/detector_study.py``; a face is found when a box's centre lies within 0.4 of its
 68-landmark box's side of that box's centre and the sides differ at most 2x): HOG 18/18 found,
 0 false faces; OpenCV's best Haar cascade 15/18 with 1 false; the LBP cascade 11/18 with 2.
 
@@ -72,7 +72,7 @@ HOG_WINDOW = 80
 
 #: Detections scoring below this are dropped (dlib's own default is 0). On the development
 #: photos the weakest true face scores 0.22; the false face on scikit-image's astronaut (her
-#: sleeve) 0.12; the threshold is halfway (see data/detector_study.py).
+#: sleeve) 0.12; the threshold is halfway (see experiments/detector_study.py).
 HOG_THRESHOLD = 0.17
 
 
@@ -228,9 +228,9 @@ CASCADE_BOX = BoxConvention(scale=0.85, shift_x=0.0, shift_y=0.13)
 
 
 #: dlib's HOG detector on real photos, used for its detections: fitted by
-#: ``data/detector_study.py`` on the 18 development faces (all found), its boxes against the
+#: ``experiments/detector_study.py`` on the 18 development faces (all found), its boxes against the
 #: boxes of the faces' 68 annotated landmarks (medians: side 0.93, dx +0.11, dy +0.12; see
-#: ``data/detector_study.json``). The sideways shift is set to 0 as for the cascade: most of
+#: ``experiments/detector_study.json``). The sideways shift is set to 0 as for the cascade: most of
 #: those faces are turned the same way, and a mirrored photo would give -0.11.
 HOG_BOX = BoxConvention(scale=0.93, shift_x=0.0, shift_y=0.12)
 

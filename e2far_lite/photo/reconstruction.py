@@ -44,7 +44,7 @@ from .images import load_image
 
 #: Refining passes by default: one. On the development faces a second crop around the first
 #: pass's landmarks cut the NME from detected boxes by a seventh (5.22 -> 4.51 %), a third pass
-#: by 0.06 points more (``data/detector_study.json``, README "Real photographs"): too little,
+#: by 0.06 points more (``experiments/detector_study.json``, README "Real photographs"): too little,
 #: on the faces it would be chosen on, to make the default.
 REFINE = 1
 

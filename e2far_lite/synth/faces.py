@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from ..checks import check_image_size, check_positive_int
 from ..io.atomic import atomic_write
+from ..io.json_files import write_json
 from ..model.expressions import blendshape_uniforms, blendshape_weights_from_draws
 from ..model.morphable_model import MorphableModel
 from ..render import numba_kernels as fast_render
@@ -437,9 +438,8 @@ def cached_split(faces: SyntheticFaces, cache_dir: str | os.PathLike, shard_size
         names.append(name)
         parts.append(shard)
     bar.close()
-    with atomic_write(meta_path, "w") as handle:
-        json.dump({"shards": names, "num_samples": len(faces),
-                   "generator_version": GENERATOR_VERSION}, handle)
+    write_json(meta_path, {"shards": names, "num_samples": len(faces),
+                           "generator_version": GENERATOR_VERSION}, indent=None)
     out = {k: torch.cat([s[k] for s in parts]) for k in parts[0]}
     out["image"] = out["image"].float() / 255
     return out

@@ -232,7 +232,7 @@ PRESETS: dict[str, TrainConfig] = {
         val_size=256, log_every=25, val_every=600, ckpt_every=600),
     # the shipped checkpoint's first stage: the full distribution at 96 px, fresh faces, bf16
     # autocast where the CPU has it: 1,152,000 faces in 73 min on two threads of a 2-core
-    # Xeon (the studies built on it train in float32: analysis.study, photo.realism_study)
+    # Xeon (the studies built on it train in float32: studies.recipe, studies.realism)
     "cpu-full": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0),
@@ -251,7 +251,7 @@ PRESETS: dict[str, TrainConfig] = {
         val_size=256, log_every=50, val_every=1000, ckpt_every=500, channels_last=True,
         amp=True),
     # the shipped checkpoint's second stage: cpu-full's best weights trained on with the realism
-    # levers of the realism study (data/realism_study.json), validated on the plain full
+    # levers of the realism study (experiments/realism_study.json), validated on the plain full
     # distribution like cpu-full: 288,000 faces in 25 min on the same two threads
     "cpu-real": TrainConfig(
         net=NetConfig(backbone=_LITE),

@@ -12,7 +12,6 @@ rows with the config and the mean-shape baseline.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..io.atomic import atomic_write
+from ..io.json_files import write_json
 from . import distributed
 
 #: Loss terms logged (averaged over ``log_every`` steps), in the order of the progress bar.
@@ -79,8 +79,7 @@ def write_history(history: list[dict[str, float]], out_dir: Path,
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(history)
-    with atomic_write(json_path, "w") as handle:
-        json.dump({**(extra or {}), "rows": history}, handle, indent=1)
+    write_json(json_path, {**(extra or {}), "rows": history}, indent=1)  # NaN (diverged) -> null
     return csv_path, json_path
 
 

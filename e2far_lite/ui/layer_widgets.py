@@ -202,7 +202,7 @@ class TapMixer:
 
     A slider at s puts ``base + s · (map - base)`` in place of the tap's projected map, with
     ``base`` zeros (the tap silenced, as ``tap_scale``) or the map's mean over the given faces
-    (the menu "at 0": the mean ablation of :func:`~e2far_lite.analysis.tap_ablation`). The
+    (the menu "at 0": the mean ablation of :func:`~e2far_lite.analysis.silence_taps`). The
     colour measures how much the prediction *moves*, not whether it gets worse: only the
     printed ablation compares with the true faces.
 
@@ -481,7 +481,7 @@ class LayerAttributionView:
             ``"integrated_gradients"`` (``steps`` passes per layer: seconds per update).
         steps: integrated-gradients steps.
         blendshape: the blend shape shown first.
-        ablation: optional ``tap_ablation(..., mode="mean")`` result, ``{tap: {"expression":
+        ablation: optional ``silence_taps(..., mode="mean")`` result, ``{tap: {"expression":
             Δ mm, ...}}``, measured against the true faces; named in the text.
         measure: the measure shown first, a key of :data:`MEASURES`.
     """

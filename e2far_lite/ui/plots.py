@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -12,7 +11,8 @@ import torch
 from torch import Tensor
 
 from ..checks import check_shape, check_tensor
-from ..train.loop import TERMS
+from ..io.atomic import write_figure
+from ..train.logs import TERMS
 
 
 def _np(x: Tensor | np.ndarray) -> np.ndarray:
@@ -272,7 +272,7 @@ def plot_study(results: dict, path: str | os.PathLike | None = None):
 
     import matplotlib.pyplot as plt
 
-    from ..analysis.study import LEVERS
+    from ..studies.recipe import LEVERS
 
     curves: dict[str, list[list[dict]]] = {}
     for run in results["runs"].values():
@@ -298,7 +298,7 @@ def plot_study(results: dict, path: str | os.PathLike | None = None):
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if path is not None:
-        fig.savefig(path, dpi=80)
+        write_figure(fig, path, dpi=80)
     return fig
 
 
@@ -310,7 +310,7 @@ def plot_claims(studies: dict[str, dict]):
     matplotlib figure."""
     import matplotlib.pyplot as plt
 
-    from ..analysis.study import claims
+    from ..studies.recipe import claims
 
     fig, ax = plt.subplots(figsize=(8.5, 0.8 + 0.6 * len(studies)), constrained_layout=True)
     names: list[str] = []
@@ -387,7 +387,7 @@ def plot_history(history: list[dict[str, float]], baseline: dict[str, float] | N
                title="validation (dashed: mean shape)")
     ax_val.legend(fontsize=8)
     if path is not None:
-        fig.savefig(Path(path), dpi=90)
+        write_figure(fig, path, dpi=90)
     return fig
 
 
@@ -399,13 +399,13 @@ __all__ = ["mesh_trace", "mesh_figure", "image_grid", "to_numpy_image", "pipelin
 
 
 def plot_realism_study(results: dict, path: str | os.PathLike | None = None):
-    """The realism study (:func:`~e2far_lite.photo.realism_study.collect`'s results): each
+    """The realism study (:func:`~e2far_lite.studies.realism.collect`'s results): each
     lever's change in real-face landmark NME from the control run of the same seed, for the
     detected boxes (left) and the landmarks' own boxes (right); a dot per seed, a bar for
     their mean. Below zero the lever helped. Returns the figure; saved to ``path`` if given."""
     import matplotlib.pyplot as plt
 
-    from ..photo.realism_study import summary
+    from ..studies.realism import summary
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True, constrained_layout=True)
     for ax, box, title in zip(axes, ("detected", "landmarks"),
@@ -423,5 +423,5 @@ def plot_realism_study(results: dict, path: str | os.PathLike | None = None):
         ax.set_title(title)
         ax.grid(alpha=0.3, axis="x")
     if path is not None:
-        fig.savefig(path, dpi=80)
+        write_figure(fig, path, dpi=80)
     return fig

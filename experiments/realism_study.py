@@ -1,21 +1,21 @@
-"""Run the realism study and write ``data/realism_study.json`` (read by notebook 08).
+"""Run the realism study and write ``experiments/realism_study.json`` (read by notebook 08).
 
 Run from the repository root with annotated real faces (a dlib XML file, ``.pts`` files or a
 folder) and the first-stage network to start from, one CPU thread per process:
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/realism_study.py FACES \
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python experiments/realism_study.py FACES \
         --init runs/cpu-full/best.pt
 
-Every lever of ``e2far_lite.photo.realism_study.STUDY_LEVERS`` is one run per seed (about 4
+Every lever of ``e2far_lite.studies.realism.STUDY_LEVERS`` is one run per seed (about 4
 minutes each); ``--levers control jpeg`` runs only those, so two processes can share the levers
 on a 2-core machine. Finished runs are kept in ``runs/realism/`` and skipped; ``--collect`` only
-gathers them into the JSON; both draw ``data/realism_study.png`` from it.
+gathers them into the JSON; both draw ``experiments/realism_study.png`` from it.
 """
 
 import argparse
 from pathlib import Path
 
-from e2far_lite.photo.realism_study import STUDY_LEVERS, collect, run_lever
+from e2far_lite.studies.realism import STUDY_LEVERS, collect, run_lever
 from e2far_lite.ui.plots import plot_realism_study
 
 HERE = Path(__file__).resolve().parent

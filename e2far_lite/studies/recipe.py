@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from ..evaluate.scores import TEST_SEED, evaluate_net, write_json
+from ..evaluate.scores import TEST_SEED, evaluate_net
+from ..io.json_files import write_json
 from ..synth.faces import DataConfig
 from ..train.configs import TrainConfig, get_config
 
@@ -81,11 +82,11 @@ class StudyPlan:
 
 PLANS = {
     "cpu": StudyPlan(steps=1250, batch_size=32, val_every=250, val_size=256, test_size=256),
-    # the ablation at three times the faces (data/ablation_study.py): base, no fusion, single
+    # the ablation at three times the faces (experiments/ablation_study.py): base, no fusion, single
     # task, six seeds each, 120,000 faces per run
     "cpu-long": StudyPlan(steps=3750, batch_size=32, val_every=750, val_size=256,
                           test_size=256),
-    # the ablation at 96 px, where pool4 is 6 x 6 (data/ablation_study.py): five seeds each,
+    # the ablation at 96 px, where pool4 is 6 x 6 (experiments/ablation_study.py): five seeds each,
     # the recipe study's 40,000 faces per run
     "cpu-96": StudyPlan(steps=1250, batch_size=32, val_every=250, val_size=256, test_size=256,
                         image_size=96),

@@ -1,6 +1,6 @@
 """How much does a busy CPU slow notebook 05's training, and how many threads should it use?
 
-    python data/busy_machine.py
+    python experiments/busy_machine.py
 
 times the training step of notebook 05's network (the ``cpu-quick`` preset: 64 px, batch of
 32) at 1 and 2 torch threads, first on the machine as it is, then beside two busy loops
@@ -8,7 +8,7 @@ times the training step of notebook 05's network (the ``cpu-quick`` preset: 64 p
 student's computer is doing. The batch is rendered once and reused, so only the step is timed
 (forward, loss, backward, AdamW). Each condition alternates the thread counts in short rounds
 (20 steps or 10 s each, whichever ends first), so a change of load meets both alike. Writes
-the median seconds per step and the load average to ``data/busy_machine.json``; notebook 05
+the median seconds per step and the load average to ``experiments/busy_machine.json``; notebook 05
 reads its thread count and time figures from there. At most about 2 minutes; the busy loops
 end with the script (and on their own after 4 minutes, whatever happens to it).
 """
@@ -27,16 +27,16 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from e2far_lite.devices import describe  # noqa: E402
-from e2far_lite.evaluate.scores import write_json  # noqa: E402
-from e2far_lite.model import MorphableModel  # noqa: E402
-from e2far_lite.nets import E2FARNet  # noqa: E402
-from e2far_lite.synth import SyntheticFaces  # noqa: E402
-from e2far_lite.train import MultiTaskLoss, get_config, make_optimizer, train_step  # noqa: E402
+from e2far_lite.devices import describe
+from e2far_lite.io.json_files import write_json
+from e2far_lite.model import MorphableModel
+from e2far_lite.nets import E2FARNet
+from e2far_lite.synth import SyntheticFaces
+from e2far_lite.train import MultiTaskLoss, get_config, make_optimizer, train_step
 
-OUT = ROOT / "data" / "busy_machine.json"
+ROOT = Path(__file__).resolve().parents[1]
+
+OUT = ROOT / "experiments" / "busy_machine.json"
 BUSY_LOOPS = 2
 THREADS = (1, 2)
 #: ``while True: pass``, with an end of its own in case this script is killed outright
@@ -91,7 +91,7 @@ def main() -> None:
              torch.amp.GradScaler("cpu", enabled=False), batch, config)
     train_step(*parts[:5], config, None)  # the first step allocates: not timed
     started = time.perf_counter()
-    record: dict[str, Any] = {"command": "python data/busy_machine.py",
+    record: dict[str, Any] = {"command": "python experiments/busy_machine.py",
                               "machine": describe("cpu"),
                               "cpu_count": os.cpu_count(), "preset": "cpu-quick",
                               "batch_size": config.batch_size, "image_size": config.image_size,

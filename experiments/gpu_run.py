@@ -2,7 +2,7 @@
 
 On a machine with a GPU, from the repository root (``OUT``: where the results go):
 
-    python data/gpu_run.py --minutes 6 --out "$OUT"
+    python experiments/gpu_run.py --minutes 6 --out "$OUT"
 
 1. ``benchmark --speed`` figures of this GPU (the renderer, whole training steps, the network,
    MobileNetV1) into ``OUT/speed_gpu.json``;
@@ -20,7 +20,8 @@ expression and landmark goals are about 3 million faces away at 96 px, and its s
 24 million: the faces seen here say where a GPU run stands on that road. Everything also runs
 on a CPU at toy sizes, which is how the test suite checks the script:
 
-    python data/gpu_run.py --device cpu --config smoke --minutes 0.1 --n 8 --no-speed --out /tmp/g
+    python experiments/gpu_run.py --device cpu --config smoke --minutes 0.1 --n 8 --no-speed \
+        --out /tmp/g
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from pathlib import Path
 
 import torch
 
+from e2far_lite.cli import main as cli
+from e2far_lite.devices import default_device, describe
+from e2far_lite.evaluate.speed import speed_report, train_throughput
+from e2far_lite.io.json_files import write_json
+from e2far_lite.train import export_checkpoint, get_config, train
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from e2far_lite.cli import main as cli  # noqa: E402
-from e2far_lite.devices import default_device, describe  # noqa: E402
-from e2far_lite.evaluate.scores import write_json  # noqa: E402
-from e2far_lite.evaluate.speed import speed_report, train_throughput  # noqa: E402
-from e2far_lite.train import export_checkpoint, get_config, train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
          "--device", str(device)])
     record = json.loads(figures.read_text())
     record["training"] = {
-        "command": "python data/gpu_run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python experiments/gpu_run.py "
+                   + " ".join(sys.argv[1:] if argv is None else argv),
         "device": describe(device), "preset": args.config, "steps": steps,
         "batch_size": config.batch_size, "faces_seen": steps * config.batch_size,
         "minutes": round(minutes, 1), "measured_faces_per_s": round(timed["images_per_s"], 1),

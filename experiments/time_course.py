@@ -1,9 +1,9 @@
 """Time the course: every notebook run top to bottom, not in smoke mode, in a real kernel.
 
-    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/time_course.py
+    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python experiments/time_course.py
 
 runs notebooks/00 … 08 one after another, from an empty cache (a fresh ``E2FAR_CACHE``), as
-a student would meet them, and writes ``data/course_times.json``: each notebook's seconds,
+a student would meet them, and writes ``experiments/course_times.json``: each notebook's seconds,
 the load average before it (what else the machine was doing), notebook 05's own training
 minutes and the validation figures its ``cpu-quick`` run printed, and the machine. The
 README's run-time column and the notebooks' headers state these figures;
@@ -17,7 +17,6 @@ import argparse
 import os
 import platform
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +25,13 @@ import nbformat
 import torch
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from e2far_lite.devices import describe  # noqa: E402
-from e2far_lite.evaluate.scores import write_json  # noqa: E402
-from e2far_lite.io.landmark_files import dev_annotations  # noqa: E402
+from e2far_lite.devices import describe
+from e2far_lite.io.json_files import write_json
+from e2far_lite.io.landmark_files import dev_annotations
 
-OUT = ROOT / "data" / "course_times.json"
+ROOT = Path(__file__).resolve().parents[1]
+
+OUT = ROOT / "experiments" / "course_times.json"
 # notebook 05 prints its cpu-quick run's validation figures, then "... (trained in X min ..."
 TRAINED = re.compile(r"trained in ([0-9.]+) min")
 FIGURES = re.compile(r"^vertex RMSE total .*$", re.MULTILINE)
@@ -75,7 +74,7 @@ def main() -> None:
     total = sum(row["seconds"] for row in rows.values())
     print(f"the whole course: {total / 60:.1f} min")
     record = {
-        "command": "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/time_course.py",
+        "command": "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python experiments/time_course.py",
         "machine": f"{describe(torch.device('cpu'))}, {platform.machine()}, "
                    f"{os.cpu_count()} cores",
         "cache": "empty at the start (a fresh E2FAR_CACHE)",

@@ -1,19 +1,20 @@
-"""Run the recipe study and write ``data/recipe_study.json`` (drawn by notebook 05).
+"""Run the recipe study and write ``experiments/recipe_study.json`` (drawn by notebook 05).
 
 Run from the repository root, on one CPU thread (about 100 minutes on a 2-core machine; the
 other core can train the shipped checkpoint meanwhile):
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/recipe_study.py
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python experiments/recipe_study.py
 
 An interrupted study continues where it stopped (finished runs are kept in the JSON). Then
-``python data/recipe_study.py --plot`` redraws ``data/recipe_study.png`` from the JSON alone.
+``python experiments/recipe_study.py --plot`` redraws ``experiments/recipe_study.png`` from the JSON
+alone.
 """
 
 import json
 import sys
 from pathlib import Path
 
-from e2far_lite.analysis.study import run_study
+from e2far_lite.studies.recipe import run_study
 from e2far_lite.ui.plots import plot_study
 
 HERE = Path(__file__).resolve().parent

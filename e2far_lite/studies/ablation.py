@@ -14,7 +14,6 @@ Network rows are mean ± std over training seeds; per-seed figures are means ove
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -26,13 +25,15 @@ import torch
 from torch import Tensor
 
 from ..devices import default_device, describe
+from ..evaluate.fitting import FitConfig, fit_landmarks
+from ..evaluate.scores import TEST_SEED, held_out_faces
+from ..io.atomic import write_text
+from ..io.json_files import write_json
 from ..model.metrics import landmark_nme, shape_errors
 from ..model.morphable_model import MorphableModel
 from ..model.regions import REGION_NAMES, vertex_regions
 from ..render.camera import weak_perspective_project
 from ..train.configs import TrainConfig, get_config
-from .fitting import FitConfig, fit_landmarks
-from .scores import TEST_SEED, held_out_faces
 
 VARIANTS: dict[str, dict] = {
     "full": {},  # fusion CNN for expression + multi-task loss (the paper)
@@ -178,8 +179,8 @@ def run_ablation(mode: str = "quick", out_dir: str | os.PathLike = "runs/benchma
         "rows": {name: summarise(runs) for name, runs in rows.items()},
         "runs": rows,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.md").write_text(format_table(results))
+    write_json(out / "results.json", results)
+    write_text(out / "results.md", format_table(results))
     return results
 
 

@@ -1,10 +1,10 @@
 """Does bf16 autocast change what the network learns? Two short runs that differ only in it.
 
-    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/bf16_check.py
+    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python experiments/bf16_check.py
 
 trains the ``cpu-full`` preset for 1000 steps twice from the same seed (the same initial
 weights and the same faces), once in float32 and once under bf16 autocast, and writes both
-runs' final validation figures and minutes to ``data/bf16_check.json``. On a CPU without
+runs' final validation figures and minutes to ``experiments/bf16_check.json``. On a CPU without
 native bf16 (``devices.cpu_has_fast_bf16()`` false) both runs are float32 and it says so.
 About 6 minutes on the project's 2-core Xeon.
 """
@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from e2far_lite.devices import cpu_has_fast_bf16, describe  # noqa: E402
-from e2far_lite.evaluate.scores import write_json  # noqa: E402
-from e2far_lite.train import get_config, train  # noqa: E402
+from e2far_lite.devices import cpu_has_fast_bf16, describe
+from e2far_lite.io.json_files import write_json
+from e2far_lite.train import get_config, train
 
-OUT = ROOT / "data" / "bf16_check.json"
+ROOT = Path(__file__).resolve().parents[1]
+
+OUT = ROOT / "experiments" / "bf16_check.json"
 STEPS = 1000
 
 
@@ -36,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT), help="the JSON file written")
     parser.add_argument("--steps", type=int, default=STEPS, help="steps of each run")
     args = parser.parse_args()
-    record = {"command": "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/bf16_check.py",
+    record = {"command": "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python experiments/bf16_check.py",
               "machine": describe(torch.device("cpu")),
               "native_bf16": cpu_has_fast_bf16(),
               "load_average": round(os.getloadavg()[0], 2),

@@ -1,12 +1,12 @@
 """The paper's two design claims with more training and more seeds than the recipe study: the
 base recipe, no fusion and single task, each scored on the same 256 test faces.
 
-Two plans of :mod:`e2far_lite.analysis.study`:
+Two plans of :mod:`e2far_lite.studies.recipe`:
 
-* ``cpu-long`` writes ``data/ablation_study.json``: 64 px, 120,000 fresh faces per run (three
+* ``cpu-long`` writes ``experiments/ablation_study.json``: 64 px, 120,000 fresh faces per run (three
   times the recipe study's), six seeds. A run takes about 6 minutes on one core of an Intel
   Xeon; two processes take about an hour.
-* ``cpu-96`` writes ``data/ablation_study_96px.json``: 96 px, where pool4 is a 6 x 6 map
+* ``cpu-96`` writes ``experiments/ablation_study_96px.json``: 96 px, where pool4 is a 6 x 6 map
   instead of 4 x 4 (more room for fusion to act), 40,000 faces per run, five seeds. About 5
   minutes a run; two processes take about 40 minutes.
 
@@ -15,9 +15,9 @@ Notebook 06 and the README read both beside the recipe study's 40,000-face runs.
 Run from the repository root. On a 2-core CPU, two processes of one thread each:
 
     export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
-    python data/ablation_study.py --plan cpu-long --part 1/2 &
-    python data/ablation_study.py --plan cpu-long --part 2/2
-    wait; python data/ablation_study.py --plan cpu-long --merge
+    python experiments/ablation_study.py --plan cpu-long --part 1/2 &
+    python experiments/ablation_study.py --plan cpu-long --part 2/2
+    wait; python experiments/ablation_study.py --plan cpu-long --merge
 
 ``--part K/N`` trains every N-th run from the K-th, into a file of its own under
 ``runs/ablation_parts/``; an interrupted part continues where it stopped. ``--part 1/1`` runs
@@ -31,8 +31,8 @@ import json
 import re
 from pathlib import Path
 
-from e2far_lite.analysis.study import claims, merge_studies, run_study, summary
-from e2far_lite.evaluate.scores import write_json
+from e2far_lite.io.json_files import write_json
+from e2far_lite.studies.recipe import claims, merge_studies, run_study, summary
 
 HERE = Path(__file__).resolve().parent
 LEVERS = ("base", "no_fusion", "single_task")
@@ -77,7 +77,8 @@ def main() -> None:
         if missing:  # a part still running, stopped, or never started: write nothing
             raise SystemExit(f"--merge: expected all {len(run_names(args.plan))} runs of "
                              f"{args.plan} in {folder}, missing {missing}")
-        study["command"] = (f"OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/ablation_study.py "
+        study["command"] = ("OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 "
+                            f"python experiments/ablation_study.py "
                             f"--plan {args.plan} --part K/N (N processes); --merge")
         study["parts"] = [f.name for f in files]
         write_json(out, study)

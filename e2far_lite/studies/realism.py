@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..evaluate.scores import evaluate_net, write_json
+from ..evaluate.scores import evaluate_net
+from ..io.json_files import write_json
+from ..photo.scores import real_landmark_nme
 from ..synth.faces import DataConfig
 from ..synth.realism import LEVERS as REALISM_LEVERS
 from ..train.configs import TrainConfig, get_config
-from .scores import real_landmark_nme
 
 #: Each run's realism shares: the control (none), each lever alone, all seven, and the chosen five.
 STUDY_LEVERS: dict[str, dict[str, float]] = {

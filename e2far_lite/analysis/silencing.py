@@ -1,6 +1,6 @@
 """Silence one fusion tap and measure how much worse the face gets, in mm.
 
-:func:`tap_ablation` removes one of the fusion CNN's taps (its projected map set to 0, or to
+:func:`silence_taps` removes one of the fusion CNN's taps (its projected map set to 0, or to
 its batch mean) and reports the change of :func:`vertex_errors`: the RMS vertex error of the
 expression offsets and of the neutral shapes. The errors go through the vertex loss's Gram
 matrices (:func:`~e2far_lite.train.quadratic_vertex_loss`), so no (B, V, 3) meshes are built.
@@ -30,7 +30,7 @@ from .inputs import (
     evaluating,
 )
 
-ABLATION_MODES = ("zero", "mean")
+SILENCING_MODES = ("zero", "mean")
 
 
 def vertex_errors(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableModel,
@@ -85,7 +85,7 @@ def coefficient_errors(pred: Mapping[str, Tensor], target: Mapping[str, Tensor],
     return out
 
 
-def tap_ablation(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableModel,
+def silence_taps(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableModel,
                  mode: str = "zero", tap_scale: Mapping[str, float | Tensor] | None = None,
                  ) -> dict[str, dict[str, float]]:
     """How much worse the prediction gets when one fusion tap is silenced.
@@ -114,15 +114,15 @@ def tap_ablation(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableMod
         >>> model = MorphableModel.default()
         >>> net = E2FARNet(model.num_id, model.num_exp, NetConfig(image_size=64))
         >>> batch = SyntheticFaces(model, 2, config=DataConfig(image_size=64)).batch([0, 1])
-        >>> sorted(tap_ablation(net, batch, model))
+        >>> sorted(silence_taps(net, batch, model))
         ['pool4', 'pool5']
     """
     _check_net(net)
     fusion = _check_fusion(net)
     _check_model(model, net)
     batch = _check_batch(batch, net)
-    if mode not in ABLATION_MODES:
-        raise ValueError(f"mode: expected one of {ABLATION_MODES}, got {mode!r}")
+    if mode not in SILENCING_MODES:
+        raise ValueError(f"mode: expected one of {SILENCING_MODES}, got {mode!r}")
     if mode == "mean" and batch["image"].shape[0] < 2:
         raise ValueError(f"batch: expected at least 2 images for mode='mean', "
                          f"got {batch['image'].shape[0]}")
@@ -152,4 +152,4 @@ def tap_ablation(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableMod
     return out
 
 
-__all__ = ["ABLATION_MODES", "vertex_errors", "coefficient_errors", "tap_ablation"]
+__all__ = ["SILENCING_MODES", "vertex_errors", "coefficient_errors", "silence_taps"]

@@ -1,10 +1,10 @@
 """Compare face detectors on annotated real photos; fit the chosen one's box convention; measure
-the network's landmark NME with detected boxes. Writes ``data/detector_study.json``.
+the network's landmark NME with detected boxes. Writes ``experiments/detector_study.json``.
 
 Run from the repository root with a dlib XML file, a ``.pts`` file or a folder of them (any set
 of photos with 68 annotated landmarks per face):
 
-    python data/detector_study.py FACES.xml          # or set E2FAR_DEV_FACES=FACES.xml
+    python experiments/detector_study.py FACES.xml          # or set E2FAR_DEV_FACES=FACES.xml
 
 Candidates: dlib's HOG frontal detector (``pip install dlib-bin``), OpenCV's bundled Haar
 cascades (``pip install "opencv-python-headless<5"``: OpenCV 5 no longer ships them) and
@@ -32,7 +32,7 @@ import numpy as np
 import skimage.data
 
 from e2far_lite import photo
-from e2far_lite.evaluate.scores import write_json
+from e2far_lite.io.json_files import write_json
 from e2far_lite.io.landmark_files import DEV_FACES_ENV, dev_annotations, read_annotations
 from e2far_lite.paths import data_dir
 from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
@@ -239,7 +239,7 @@ def main() -> None:
               f"{row['mean_face_percent']:.2f}%); on the {nme['faces_found_by_every_box']} "
               f"faces every box finds {row['nme_percent_on_common_faces']:.2f}%")
     write_json(args.out, {
-        "command": f"python data/detector_study.py {source.name}",
+        "command": f"python experiments/detector_study.py {source.name}",
         "annotations": f"{len(faces)} faces in {len(by_image)} photos ({source.name})",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (seconds_per_photo: median, "
                    f"one process; load average {load:.2f} at the start)",
