@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from e2far_lite.train.checkpoint import SMOKE_FILE, export_checkpoint
+from e2far_lite.train.checkpoint import export_checkpoint
 from e2far_lite.train.configs import get_config
 from e2far_lite.train.loop import train
+from e2far_lite.train.shipped import SMOKE_FILE
 from e2far_lite.train.validation import format_figures
 
 HERE = Path(__file__).resolve().parent

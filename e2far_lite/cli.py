@@ -266,7 +266,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _load_for_photos(checkpoint: str | None):
     """(net, model, config) on the CPU from --checkpoint, default the shipped file."""
     from .paths import data_dir
-    from .train.checkpoint import SHIPPED_FILE, load_checkpoint
+    from .train.checkpoint import load_checkpoint
+    from .train.shipped import SHIPPED_FILE
 
     path = Path(checkpoint) if checkpoint else data_dir() / SHIPPED_FILE
     if checkpoint is None and not path.is_file():

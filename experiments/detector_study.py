@@ -35,7 +35,8 @@ from e2far_lite import photo
 from e2far_lite.io.json_files import write_json
 from e2far_lite.io.landmark_files import DEV_FACES_ENV, dev_annotations, read_annotations
 from e2far_lite.paths import data_dir
-from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
+from e2far_lite.train.checkpoint import load_checkpoint
+from e2far_lite.train.shipped import SHIPPED_FILE
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "detector_study.json"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from e2far_lite.cli import main
 from e2far_lite.paths import data_dir
-from e2far_lite.train.checkpoint import SHIPPED_FILE
+from e2far_lite.train.shipped import SHIPPED_FILE
 
 SHIPPED = data_dir() / SHIPPED_FILE
 

@@ -11,8 +11,9 @@ from e2far_lite.analysis import faces_for_goals
 from e2far_lite.evaluate.scores import METHODS, evaluate_net
 from e2far_lite.paths import data_dir, experiments_dir, shared_dir
 from e2far_lite.synth.faces import DataConfig
-from e2far_lite.train.checkpoint import SHIPPED_FILE, load_checkpoint
+from e2far_lite.train.checkpoint import load_checkpoint
 from e2far_lite.train.configs import get_config
+from e2far_lite.train.shipped import SHIPPED_FILE
 
 CHECKPOINT = data_dir() / SHIPPED_FILE
 FIGURES = CHECKPOINT.with_suffix(".json")

@@ -1,8 +1,6 @@
 """Training (notebook 05): presets, the multi-task loss, the loop, checkpoints, DDP."""
 
 from .checkpoint import (
-    SHIPPED_FILE,
-    SMOKE_FILE,
     build_net,
     check_model,
     export_checkpoint,
@@ -42,7 +40,7 @@ from .losses import (
     quadratic_vertex_loss,
     vertex_loss_explicit,
 )
-from .shipped import Pretrained, pretrained
+from .shipped import SHIPPED_FILE, SMOKE_FILE, Pretrained, pretrained
 from .validation import format_figures, mean_shape_baseline, validate, validation_split
 
 __all__ = [

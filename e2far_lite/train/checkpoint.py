@@ -251,12 +251,5 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     return _atomic_save(payload, Path(dst))
 
 
-#: The shipped checkpoint in ``data/``, made by ``python data/make_checkpoint.py`` (about 2 h).
-SHIPPED_FILE = "e2far_lite.pt"
-#: The smoke-trained checkpoint in ``data/``, made by ``python data/make_smoke_checkpoint.py``.
-SMOKE_FILE = "e2far_lite_smoke.pt"
-
-
 __all__ = ["save_checkpoint", "load_checkpoint", "export_checkpoint", "read_checkpoint",
-           "build_net", "model_fingerprint", "model_info", "check_model", "SHIPPED_FILE",
-           "SMOKE_FILE"]
+           "build_net", "model_fingerprint", "model_info", "check_model"]

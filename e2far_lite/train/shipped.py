@@ -23,8 +23,13 @@ from typing import NamedTuple
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
 from ..paths import data_dir, is_smoke
-from .checkpoint import SHIPPED_FILE, SMOKE_FILE, load_checkpoint
+from .checkpoint import load_checkpoint
 from .configs import TrainConfig
+
+#: The shipped checkpoint in ``data/``, made by ``python data/make_checkpoint.py`` (about 2 h).
+SHIPPED_FILE = "e2far_lite.pt"
+#: The smoke-trained checkpoint in ``data/``, made by ``python data/make_smoke_checkpoint.py``.
+SMOKE_FILE = "e2far_lite_smoke.pt"
 
 #: How each file is made, for the error when it is missing.
 _MAKE = {SHIPPED_FILE: "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/make_checkpoint.py "
