@@ -7,9 +7,9 @@ Boxes are ``(x, y, w, h)`` photo pixels: left, top, width, height (x right, y do
 
 **The detector.** dlib's HOG frontal face detector (``dlib-bin`` wheel, model inside) when dlib
 is installed, else scikit-image's LBP cascade with a warning. On the 18 faces of 4 development
-photos (``experiments/detector_study.py``; a face is found when a box's centre lies within 0.4 of its
-68-landmark box's side of that box's centre and the sides differ at most 2x): HOG 18/18 found,
-0 false faces; OpenCV's best Haar cascade 15/18 with 1 false; the LBP cascade 11/18 with 2.
+photos (``experiments/detector_study.py``; a face is found when a box's centre lies within 0.4
+of its 68-landmark box's side of that box's centre and the sides differ at most 2x): HOG 18/18
+found, 0 false faces; OpenCV's best Haar cascade 15/18 with 1 false; the LBP cascade 11/18 with 2.
 
 **Why a box convention.** The network was trained on crops cut around the projected 68
 landmarks: a square centred on the landmarks' box (jitter ±``box_shift`` of the side), its side
