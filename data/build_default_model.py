@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from e2far_lite.io.mesh_files import read_obj
 from e2far_lite.model.ict import (
     build_ict_model,
     ict_ingredients_path,
     load_ict_face_area,
     orthonormal_basis,
 )
-from e2far_lite.model.loaders import read_obj
 from e2far_lite.model.morphable_model import DEFAULT_MODEL_FILE
 
 DEFAULT_OUT = Path(__file__).resolve().parent / DEFAULT_MODEL_FILE

@@ -91,18 +91,6 @@ def candidates() -> dict[str, Callable[[np.ndarray], list] | str]:
     return found
 
 
-def matched(boxes: list, faces: list) -> list:
-    """One entry per face: the detection that finds it (match_faces, each used once) or None."""
-    free = list(boxes)
-    out = []
-    for face in faces:
-        box = photo.match_faces(free, face.landmarks)
-        if box is not None:
-            free.remove(box)
-        out.append(box)
-    return out
-
-
 def score(detect: Callable, by_image: dict) -> dict:
     found = false = 0
     seconds = []
@@ -111,7 +99,8 @@ def score(detect: Callable, by_image: dict) -> dict:
         start = time.perf_counter()
         boxes = [tuple(float(v) for v in box) for box in detect(rgb)]
         seconds.append(time.perf_counter() - start)
-        hits = [box for box in matched(boxes, faces) if box is not None]
+        assigned = photo.assign_faces(boxes, [face.landmarks for face in faces])
+        hits = [box for box in assigned if box is not None]
         found += len(hits)
         false += len(boxes) - len(hits)
     astronaut = len(detect(photo.load_image(skimage.data.astronaut())))
@@ -123,8 +112,9 @@ def fit(detector: str, faces: list, by_image: dict) -> dict:
     """The detector's box convention, fitted on the faces it finds, with per-face spreads."""
     boxes, landmarks = [], []
     for image, group in by_image.items():
-        for face, box in zip(group, matched(photo.detect_faces(image, detector=detector), group),
-                             strict=True):
+        assigned = photo.assign_faces(photo.detect_faces(image, detector=detector),
+                                      [face.landmarks for face in group])
+        for face, box in zip(group, assigned, strict=True):
             if box is not None:
                 boxes.append(box)
                 landmarks.append(face.landmarks)

@@ -671,7 +671,7 @@ def test_absurd_image_sizes_are_refused_at_once():
 
 
 def test_paths_flags_and_mesh_files_are_refused_by_name(tmp_path):
-    from e2far_lite.model.loaders import read_obj
+    from e2far_lite.io.mesh_files import read_obj
     from e2far_lite.render import render_preview
     from e2far_lite.train import export_checkpoint, load_checkpoint, pretrained
 
@@ -696,7 +696,7 @@ def test_paths_flags_and_mesh_files_are_refused_by_name(tmp_path):
 
 
 def test_read_obj_takes_what_exporters_write(tmp_path):
-    from e2far_lite.model.loaders import read_obj
+    from e2far_lite.io.mesh_files import read_obj
 
     files = {
         "tabs.obj": b"v\t0 0 0\nv\t1 0 0\nv\t0 1 0\nf\t1 2 3\n",

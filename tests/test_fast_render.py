@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from e2far_lite.render import numba_kernels as fast_render
+from e2far_lite.render import numba_kernels
 from e2far_lite.render.camera import to_camera
 from e2far_lite.render.renderer import Renderer
 from e2far_lite.render.shading import Lights, skin_albedo
 from e2far_lite.synth import augment
 from e2far_lite.synth.faces import DataConfig, SyntheticFaces, _noise_bank, _sensor_noise
 
-pytestmark = pytest.mark.skipif(not fast_render.available(), reason="numba is not installed")
+pytestmark = pytest.mark.skipif(not numba_kernels.available(), reason="numba is not installed")
 
 
 def posed_faces(model, angles_deg, size=96, seed=0):
@@ -81,11 +81,11 @@ def test_finish_kernel_matches_augment(default_model):
     bank = _noise_bank(size)
     ref = augment.apply(image * mask + background * (1 - mask), params,
                         _sensor_noise(bank, offsets))
-    fast = fast_render.finish_numba(image, mask, background, params, bank, offsets)
+    fast = numba_kernels.finish_numba(image, mask, background, params, bank, offsets)
     diff = (fast - ref).abs()
     assert float(diff.max()) <= 1 / 255 + 1e-6  # a value on a rounding boundary may flip
     assert float((diff > 0).float().mean()) < 1e-3
-    black = fast_render.finish_numba(image, mask, None, params, bank, offsets)
+    black = numba_kernels.finish_numba(image, mask, None, params, bank, offsets)
     ref_black = augment.apply(image * mask, params, _sensor_noise(bank, offsets))
     assert float((black - ref_black).abs().max()) <= 1 / 255 + 1e-6
 

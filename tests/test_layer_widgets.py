@@ -16,7 +16,6 @@ from e2far_lite.ui.layer_widgets import (
     FeatureMapViewer,
     LayerAttributionView,
     TapMixer,
-    load_face_image,
 )
 
 
@@ -110,6 +109,8 @@ def test_tap_mixer_faces_and_uploads(net, model, images):
 
 
 def test_load_face_image():
+    from e2far_lite.photo import load_face_image
+
     grey = (np.arange(40 * 60) % 255).astype(np.uint8).reshape(40, 60)
     image = load_face_image(png_bytes(grey), 32)
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32

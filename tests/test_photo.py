@@ -143,7 +143,7 @@ def _exif_rotated_jpeg(upright: np.ndarray) -> bytes:
 
 
 def test_exif_orientation_is_applied_by_every_decoder(tmp_path):
-    from e2far_lite.ui import load_face_image
+    from e2far_lite.photo import load_face_image
 
     upright = np.zeros((60, 40, 3), np.uint8)  # portrait: 60 rows, 40 columns
     upright[:20] = (255, 0, 0)  # red at the top

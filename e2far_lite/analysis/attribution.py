@@ -30,13 +30,13 @@ from ..model.morphable_model import MorphableModel
 from ..nets.backbone import TAP_NAMES
 from ..nets.network import E2FARNet
 from .inputs import (
-    _check_fusion,
-    _check_images,
-    _check_layer,
-    _check_model,
-    _check_net,
-    _check_tap_scale,
     _device,
+    check_fusion,
+    check_images,
+    check_layer,
+    check_model,
+    check_net,
+    check_tap_scale,
     evaluating,
 )
 from .targets import target_function
@@ -87,10 +87,10 @@ def integrated_gradients(net: E2FARNet, images: Tensor, model: MorphableModel, l
     Returns:
         :class:`IntegratedGradients`.
     """
-    _check_net(net)
-    _check_model(model, net)
-    images = _check_images(images, net)
-    _check_layer(layer)
+    check_net(net)
+    check_model(model, net)
+    images = check_images(images, net)
+    check_layer(layer)
     check_positive_int(steps, "steps")
     fn = target_function(model, target)
     device = _device(net)
@@ -160,9 +160,9 @@ def layer_attribution(net: E2FARNet, images: Tensor, model: MorphableModel,
         ``{layer: attribution}``, shares summing to 1 when ``normalize`` (all 0 when the
         output does not depend on any layer).
     """
-    _check_net(net)
-    _check_model(model, net)
-    images = _check_images(images, net)
+    check_net(net)
+    check_model(model, net)
+    images = check_images(images, net)
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     layers = tuple(layers)
@@ -227,11 +227,11 @@ def tap_attribution(net: E2FARNet, images: Tensor, model: MorphableModel,
     Returns:
         ``{tap: attribution}`` in the fusion CNN's tap order.
     """
-    _check_net(net)
-    fusion = _check_fusion(net)
-    _check_model(model, net)
-    images = _check_images(images, net)
-    scales = _check_tap_scale(tap_scale, fusion.taps)
+    check_net(net)
+    fusion = check_fusion(net)
+    check_model(model, net)
+    images = check_images(images, net)
+    scales = check_tap_scale(tap_scale, fusion.taps)
     fn = target_function(model, target)
     with evaluating(net):
         with torch.no_grad():

@@ -1,8 +1,9 @@
 """What the chapter-07 measurements take: their argument checks, and the eval mode they run in.
 
 The public functions of :mod:`~e2far_lite.analysis.silencing`, ``attribution``, ``probes`` and
-``stability`` (and the widgets of ``ui.layer_widgets``) check their inputs here, once, with
-the package's "name: expected X, got Y" messages; inner functions trust them.
+``stability`` (and the widgets of ``ui.layer_widgets``) check their inputs with these
+``check_*`` functions, once, with the package's "name: expected X, got Y" messages; inner
+functions trust them.
 
 Letters: B batch, S the network's input size, K identity and E expression coefficients.
 """
@@ -37,13 +38,13 @@ def _device(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 
 
-def _check_net(net: object) -> E2FARNet:
+def check_net(net: object) -> E2FARNet:
     if not isinstance(net, E2FARNet):
         raise TypeError(f"net: expected an E2FARNet, got {type(net).__name__}")
     return net
 
 
-def _check_model(model: object, net: E2FARNet) -> MorphableModel:
+def check_model(model: object, net: E2FARNet) -> MorphableModel:
     if not isinstance(model, MorphableModel):
         raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
     if (model.num_id, model.num_exp) != (net.num_id, net.num_exp):
@@ -52,21 +53,21 @@ def _check_model(model: object, net: E2FARNet) -> MorphableModel:
     return model
 
 
-def _check_images(images: object, net: E2FARNet, name: str = "images") -> Tensor:
+def check_images(images: object, net: E2FARNet, name: str = "images") -> Tensor:
     """(B, 3, S, S) floating point at the network's input size S."""
     size = net.config.image_size
     check_shape(check_tensor(images, name), name, (None, 3, size, size))
     return check_floating(images, name)
 
 
-def _check_fusion(net: E2FARNet) -> FusionCNN:
+def check_fusion(net: E2FARNet) -> FusionCNN:
     if net.fusion is None:
         raise ValueError("net: expected a network with a fusion CNN (NetConfig(fusion_enabled="
                          "True, multi_task=True)), got one without")
     return net.fusion
 
 
-def _check_tap_scale(tap_scale: object, taps: Sequence[str]) -> dict[str, float | Tensor]:
+def check_tap_scale(tap_scale: object, taps: Sequence[str]) -> dict[str, float | Tensor]:
     if tap_scale is None:
         return {}
     if not isinstance(tap_scale, Mapping):
@@ -78,7 +79,7 @@ def _check_tap_scale(tap_scale: object, taps: Sequence[str]) -> dict[str, float 
     return dict(tap_scale)
 
 
-def _check_batch(batch: object, net: E2FARNet, name: str = "batch") -> dict[str, Tensor]:
+def check_batch(batch: object, net: E2FARNet, name: str = "batch") -> dict[str, Tensor]:
     """``{"image": (B, 3, S, S), "a_id": (B, K), "a_exp": (B, E)}`` (more keys allowed)."""
     if not isinstance(batch, Mapping):
         raise TypeError(f"{name}: expected a dict with 'image', 'a_id' and 'a_exp', "
@@ -86,16 +87,17 @@ def _check_batch(batch: object, net: E2FARNet, name: str = "batch") -> dict[str,
     missing = [k for k in ("image", "a_id", "a_exp") if k not in batch]
     if missing:
         raise ValueError(f"{name}: expected keys ['image', 'a_id', 'a_exp'], missing {missing}")
-    images = _check_images(batch["image"], net, f"{name}['image']")
+    images = check_images(batch["image"], net, f"{name}['image']")
     check_shape(batch["a_id"], f"{name}['a_id']", (images.shape[0], net.num_id))
     check_shape(batch["a_exp"], f"{name}['a_exp']", (images.shape[0], net.num_exp))
     return dict(batch)
 
 
-def _check_layer(layer: object) -> str:
+def check_layer(layer: object) -> str:
     if layer not in TAP_NAMES:
         raise ValueError(f"layer: expected one of {TAP_NAMES}, got {layer!r}")
     return layer  # type: ignore[return-value]
 
 
-__all__ = ["evaluating"]
+__all__ = ["check_batch", "check_fusion", "check_images", "check_layer", "check_model", "check_net",
+           "check_tap_scale", "evaluating"]

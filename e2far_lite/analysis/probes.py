@@ -27,12 +27,12 @@ from ..nets.network import E2FARNet
 from ..synth.faces import SyntheticFaces
 from ..train.losses import gram_matrix
 from .inputs import (
-    _check_batch,
-    _check_images,
-    _check_layer,
-    _check_model,
-    _check_net,
     _device,
+    check_batch,
+    check_images,
+    check_layer,
+    check_model,
+    check_net,
     evaluating,
 )
 from .targets import TARGETS
@@ -55,8 +55,8 @@ def pooled_features(net: E2FARNet, images: Tensor, layers: Sequence[str] = TAP_N
     Returns:
         ``{layer: (B, C * grid²)}`` on the CPU, float32.
     """
-    _check_net(net)
-    images = _check_images(images, net)
+    check_net(net)
+    images = check_images(images, net)
     check_positive_int(grid, "grid")
     device = _device(net)
     parts: dict[str, list[Tensor]] = {layer: [] for layer in layers}
@@ -182,7 +182,7 @@ def linear_probes(net: E2FARNet, faces_or_batch: SyntheticFaces | Mapping[str, T
     Returns:
         ``{layer: {"expression": R², "identity": R²}}``.
     """
-    _check_net(net)
+    check_net(net)
     if isinstance(faces_or_batch, SyntheticFaces):
         faces = faces_or_batch
         if faces.config.image_size != net.config.image_size:
@@ -193,13 +193,13 @@ def linear_probes(net: E2FARNet, faces_or_batch: SyntheticFaces | Mapping[str, T
                   for s in range(0, len(faces), 64)]
         batch = {k: torch.cat([c[k].cpu() for c in chunks]) for k in ("image", "a_id", "a_exp")}
     else:
-        batch = _check_batch(faces_or_batch, net, "faces_or_batch")
+        batch = check_batch(faces_or_batch, net, "faces_or_batch")
         if model is None:
             raise ValueError("model: expected the MorphableModel of the batch's coefficients, "
                              "got None")
-    _check_model(model, net)
+    check_model(model, net)
     for layer in layers:
-        _check_layer(layer)
+        check_layer(layer)
     grams = {"a_exp": gram_matrix(model.exp_basis, model.exp_std),
              "a_id": gram_matrix(model.id_basis, model.id_std)}
     features = pooled_features(net, batch["image"], layers, grid)

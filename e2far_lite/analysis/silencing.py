@@ -21,12 +21,12 @@ from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
 from ..train.losses import gram_matrix, quadratic_vertex_loss
 from .inputs import (
-    _check_batch,
-    _check_fusion,
-    _check_model,
-    _check_net,
-    _check_tap_scale,
     _device,
+    check_batch,
+    check_fusion,
+    check_model,
+    check_net,
+    check_tap_scale,
     evaluating,
 )
 
@@ -49,9 +49,9 @@ def vertex_errors(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableMo
     Returns:
         ``{"expression": mm, "identity": mm}``.
     """
-    _check_net(net)
-    _check_model(model, net)
-    batch = _check_batch(batch, net)
+    check_net(net)
+    check_model(model, net)
+    batch = check_batch(batch, net)
     device = _device(net)
     with evaluating(net), torch.no_grad():
         features = net.backbone(batch["image"].to(device))
@@ -117,16 +117,16 @@ def silence_taps(net: E2FARNet, batch: Mapping[str, Tensor], model: MorphableMod
         >>> sorted(silence_taps(net, batch, model))
         ['pool4', 'pool5']
     """
-    _check_net(net)
-    fusion = _check_fusion(net)
-    _check_model(model, net)
-    batch = _check_batch(batch, net)
+    check_net(net)
+    fusion = check_fusion(net)
+    check_model(model, net)
+    batch = check_batch(batch, net)
     if mode not in SILENCING_MODES:
         raise ValueError(f"mode: expected one of {SILENCING_MODES}, got {mode!r}")
     if mode == "mean" and batch["image"].shape[0] < 2:
         raise ValueError(f"batch: expected at least 2 images for mode='mean', "
                          f"got {batch['image'].shape[0]}")
-    scales = _check_tap_scale(tap_scale, fusion.taps)
+    scales = check_tap_scale(tap_scale, fusion.taps)
     device = _device(net)
     with evaluating(net), torch.no_grad():
         features = net.backbone(batch["image"].to(device))

@@ -26,7 +26,7 @@ from ..paths import cache_dir as default_cache_dir
 from ..paths import is_smoke
 from ..synth.faces import DataConfig, face_split
 from .attribution import attribution_depth, layer_attribution
-from .inputs import _check_batch, _check_net
+from .inputs import check_batch, check_net
 from .probes import best_layer, linear_probes
 from .silencing import silence_taps
 from .targets import TARGETS
@@ -56,7 +56,7 @@ def probe_batch(net: E2FARNet, model: MorphableModel, data: DataConfig | None = 
         the batch dict of :class:`~e2far_lite.synth.SyntheticFaces` on the CPU: ``"image"``
         (N, 3, S, S), ``"a_id"`` (N, K), ``"a_exp"`` (N, E), ...
     """
-    _check_net(net)
+    check_net(net)
     size = net.config.image_size
     data = DataConfig(image_size=size) if data is None else data
     if data.image_size != size:
@@ -91,7 +91,7 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
         undefined because every share is 0); ``"best_probe"``: the
         layer whose probe reads each target best, with the R² of every layer.
     """
-    _check_batch(faces, net, "faces")
+    check_batch(faces, net, "faces")
     if len(faces["image"]) < 64:
         raise ValueError(f"faces: expected at least 64 faces, got {len(faces['image'])}")
     if not 1 <= attribution_faces <= 64:

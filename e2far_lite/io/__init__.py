@@ -14,7 +14,7 @@ from .landmark_files import (
     read_dlib_xml,
     read_pts,
 )
-from .mesh_files import save_mesh
+from .mesh_files import read_obj, save_mesh
 from .safe_pickle import ChumpyArray, RefusedGlobal, RestrictedUnpickler, load
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "load",
     "read_annotations",
     "read_dlib_xml",
+    "read_obj",
     "read_pts",
     "save_mesh",
     "write_figure",

@@ -1,4 +1,5 @@
-"""Write meshes as Wavefront ``.obj`` or binary ``.ply`` (open in trimesh, MeshLab, Blender)."""
+"""Mesh files: read a Wavefront ``.obj``; write ``.obj`` or binary ``.ply`` (open in trimesh,
+MeshLab, Blender)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,56 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from ..checks import check_shape
+from ..checks import check_path, check_shape
 from .atomic import atomic_write
+
+
+def read_obj(path: str | os.PathLike) -> tuple[np.ndarray, list[list[int]]]:
+    """Vertices (V, 3) and 0-based polygons of a Wavefront .obj (``f a/b/c ...``, any size)."""
+    path = check_path(path, "path")
+    if not path.is_file():
+        raise FileNotFoundError(f"path: expected an existing .obj mesh, got missing {str(path)!r}")
+    vertices: list[list[str]] = []
+    polygons: list[list[int]] = []
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(f"path: expected a text .obj file, got binary data in {path.name!r}")
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first line
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # comments in an older encoding
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split("#", 1)[0].split()  # comments end a line; tabs separate too
+        if not fields:
+            continue
+        if fields[0] == "v":
+            vertices.append(fields[1:4])
+        elif fields[0] == "f":
+            try:
+                refs = [int(token.split("/")[0]) for token in fields[1:]]
+            except ValueError:
+                raise ValueError(f"path: expected 'f i j k ...' with vertex numbers in "
+                                 f"{path.name!r}, got line {number}: {line.strip()!r}") from None
+            # OBJ indices are 1-based; negative ones count back from the last vertex so far
+            face = [r - 1 if r > 0 else len(vertices) + r for r in refs]
+            if any(i < 0 for i in face) or 0 in refs:
+                raise ValueError(f"path: expected vertex numbers 1 .. {len(vertices)} (or "
+                                 f"negative, counting back) in {path.name!r}, got line "
+                                 f"{number}: {line.strip()!r}")
+            polygons.append(face)
+    try:
+        points = np.array(vertices, dtype=np.float64)
+    except ValueError as err:
+        raise ValueError(f"path: expected 'v x y z' lines in {path.name!r}, got {err}") from err
+    if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
+        raise ValueError(f"path: expected vertices 'v x y z' in {path.name!r}, got "
+                         f"{points.shape[0] if points.ndim else 0} usable lines")
+    largest = max((max(face) for face in polygons if face), default=-1)
+    if largest >= len(points):
+        raise ValueError(f"path: expected faces that use vertices 1 .. {len(points)} in "
+                         f"{path.name!r}, got vertex {largest + 1}")
+    return points, polygons
+
 
 
 def save_mesh(path: str | os.PathLike, vertices: Tensor, triangles: Tensor,
@@ -70,3 +119,6 @@ def _ply_bytes(v: np.ndarray, f: np.ndarray, rgb: np.ndarray | None, units: str)
     faces = np.empty(len(f), dtype=[("n", "u1"), ("i", "<i4", (3,))])
     faces["n"], faces["i"] = 3, f
     return ("\n".join(header) + "\n").encode() + verts.tobytes() + faces.tobytes()
+
+
+__all__ = ["read_obj", "save_mesh"]

@@ -29,7 +29,6 @@ from .loaders import (
     load_flame,
     load_ict_facekit,
     read_landmarks,
-    read_obj,
 )
 from .metrics import (
     SHAPE_FIGURES,
@@ -77,7 +76,6 @@ __all__ = [
     "per_vertex_error",
     "quads_to_triangles",
     "read_landmarks",
-    "read_obj",
     "region_masks",
     "rigid_align",
     "sample_blendshape_weights",

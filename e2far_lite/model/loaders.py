@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks import check_path
 from ..io import safe_pickle
+from ..io.mesh_files import read_obj
 from .expressions import sample_blendshape_weights
 from .ict import (
     CM_TO_MM,
@@ -586,51 +586,6 @@ def load_flame(
 
 
 # ----------------------------------------------------------------------------- ICT-FaceKit
-def read_obj(path: PathLike) -> tuple[np.ndarray, list[list[int]]]:
-    """Vertices (V, 3) and 0-based polygons of a Wavefront .obj (``f a/b/c ...``, any size)."""
-    path = _require_file(check_path(path, "path"), "path", ".obj mesh")
-    vertices: list[list[str]] = []
-    polygons: list[list[int]] = []
-    data = path.read_bytes()
-    if b"\x00" in data:
-        raise ValueError(f"path: expected a text .obj file, got binary data in {path.name!r}")
-    try:
-        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first line
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")  # comments in an older encoding
-    for number, line in enumerate(text.splitlines(), 1):
-        fields = line.split("#", 1)[0].split()  # comments end a line; tabs separate too
-        if not fields:
-            continue
-        if fields[0] == "v":
-            vertices.append(fields[1:4])
-        elif fields[0] == "f":
-            try:
-                refs = [int(token.split("/")[0]) for token in fields[1:]]
-            except ValueError:
-                raise ValueError(f"path: expected 'f i j k ...' with vertex numbers in "
-                                 f"{path.name!r}, got line {number}: {line.strip()!r}") from None
-            # OBJ indices are 1-based; negative ones count back from the last vertex so far
-            face = [r - 1 if r > 0 else len(vertices) + r for r in refs]
-            if any(i < 0 for i in face) or 0 in refs:
-                raise ValueError(f"path: expected vertex numbers 1 .. {len(vertices)} (or "
-                                 f"negative, counting back) in {path.name!r}, got line "
-                                 f"{number}: {line.strip()!r}")
-            polygons.append(face)
-    try:
-        points = np.array(vertices, dtype=np.float64)
-    except ValueError as err:
-        raise ValueError(f"path: expected 'v x y z' lines in {path.name!r}, got {err}") from err
-    if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
-        raise ValueError(f"path: expected vertices 'v x y z' in {path.name!r}, got "
-                         f"{points.shape[0] if points.ndim else 0} usable lines")
-    largest = max((max(face) for face in polygons if face), default=-1)
-    if largest >= len(points):
-        raise ValueError(f"path: expected faces that use vertices 1 .. {len(points)} in "
-                         f"{path.name!r}, got vertex {largest + 1}")
-    return points, polygons
-
-
 def _polygons_to_triangles(polygons: list[list[int]]) -> np.ndarray:
     """Quads and triangles as ``quads_to_triangles`` splits them; larger polygons as fans."""
     if not polygons:
@@ -745,5 +700,5 @@ def load_ict_facekit(
 
 __all__ = [
     "ICT_REGIONS", "gaussian_space", "load_3ddfa", "load_bfm2009", "load_bfm2017", "load_flame",
-    "load_ict_facekit", "read_landmarks", "read_obj",
+    "load_ict_facekit", "read_landmarks",
 ]

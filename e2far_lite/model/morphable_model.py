@@ -249,11 +249,6 @@ class MorphableModel(nn.Module):
         self._coefficients(weights, "weights", self.num_blendshapes)
         return weights @ self.blend_to_exp
 
-    def offset_to_exp(self, offsets: Tensor) -> Tensor:
-        """Least-squares expression coefficients (B, E) of displacements (B, V, 3) in mm."""
-        check_shape(offsets, "offsets", (None, self.num_vertices, 3))
-        return torch.einsum("bvc,evc->be", offsets, self.exp_basis) / self.exp_std
-
     def exp_to_blendshapes(self, a_exp: Tensor) -> Tensor:
         """Least-squares blend-shape weights (B, N) that reproduce an expression (B, E).
 

@@ -18,13 +18,14 @@ from .detect import (
     LANDMARK_BOX,
     Box,
     BoxConvention,
+    assign_faces,
     box_convention,
     default_detector,
     detect_faces,
     fit_box_convention,
     match_faces,
 )
-from .images import MIN_SIDE, load_image
+from .images import MIN_SIDE, load_face_image, load_image
 from .mesh import EXPORT_UNITS, HIDDEN_GREY, export_mesh, render_overlay, vertex_colors
 from .reconstruction import (
     REFINE,
@@ -64,6 +65,7 @@ __all__ = [
     "LandmarkNME",
     "MIN_SIDE",
     "Reconstruction",
+    "assign_faces",
     "box_convention",
     "contour_candidates",
     "contour_landmarks",
@@ -74,6 +76,7 @@ __all__ = [
     "export_mesh",
     "fit_box_convention",
     "format_nme_table",
+    "load_face_image",
     "load_image",
     "match_faces",
     "mean_shape_landmarks",

@@ -261,6 +261,20 @@ def match_faces(boxes: Sequence[Box], landmarks: np.ndarray) -> Box | None:
     return max(matches, key=lambda b: b[2] * b[3]) if matches else None
 
 
+def assign_faces(boxes: Sequence[Box], faces: Sequence[np.ndarray]) -> list[Box | None]:
+    """One entry per face of ``faces`` (each (68, 2) landmarks): the detection among ``boxes``
+    that :func:`match_faces` pairs with it, each detection used at most once (faces in order),
+    or None where none is left."""
+    free = list(boxes)
+    out: list[Box | None] = []
+    for landmarks in faces:
+        box = match_faces(free, landmarks)
+        if box is not None:
+            free.remove(box)
+        out.append(box)
+    return out
+
+
 def fit_box_convention(boxes: Sequence[Box], landmarks: Sequence[np.ndarray]) -> BoxConvention:
     """The :class:`BoxConvention` of a detector, measured: medians over faces of the landmark
     box side and centre offset, in face box sides.
@@ -287,4 +301,4 @@ def fit_box_convention(boxes: Sequence[Box], landmarks: Sequence[np.ndarray]) ->
 
 __all__ = ["detect_faces", "default_detector", "DETECTORS", "DETECT_MAX_SIDE", "HOG_THRESHOLD",
            "BoxConvention", "LANDMARK_BOX", "CASCADE_BOX", "HOG_BOX", "CASCADE_BOX_SYNTHETIC",
-           "box_convention", "match_faces", "fit_box_convention", "Box"]
+           "box_convention", "match_faces", "assign_faces", "fit_box_convention", "Box"]

@@ -152,4 +152,25 @@ def _kind_of(source: Path | bytes, name: str) -> str:
     return "extension-less"
 
 
-__all__ = ["load_image", "MIN_SIDE"]
+def load_face_image(data: bytes, size: int) -> Tensor:
+    """Decode an image file (PNG, JPEG, ...) into a network input: (3, size, size) in [0, 1].
+
+    Decoded by :func:`load_image` (turned upright by its EXIF orientation,
+    grey made RGB, transparency composited on white); then the largest centred square is kept
+    and resized with anti-aliasing. The network was trained on synthetic crops framed around
+    the landmarks, so a photo should be a tight, roughly centred crop of one face.
+    """
+    from skimage import transform
+
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data: expected the bytes of an image file, got {type(data).__name__}")
+    image = load_image(bytes(data), name="data")
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = transform.resize(image[top:top + side, left:left + side], (size, size),
+                             anti_aliasing=True)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().clamp(0, 1)
+
+
+__all__ = ["load_face_image", "load_image", "MIN_SIDE"]

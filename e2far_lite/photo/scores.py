@@ -22,10 +22,10 @@ from .detect import (
     LANDMARK_BOX,
     Box,
     BoxConvention,
+    assign_faces,
     box_convention,
     default_detector,
     detect_faces,
-    match_faces,
 )
 from .reconstruction import REFINE, CropBox, reconstruct_faces
 
@@ -128,7 +128,7 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
         net, model, config: what :func:`~e2far_lite.train.load_checkpoint` returns.
         use_box: ``"annotated"`` (the file's box where there is one), ``"landmarks"`` (the
             annotated landmarks' own box for every face: the 3DDFA AFLW2000-3D protocol) or
-            ``"detected"`` (:func:`detect_faces`' box that :func:`match_faces` pairs with the
+            ``"detected"`` (:func:`detect_faces`' box that :func:`assign_faces` pairs with the
             face, each box used once, read through :func:`box_convention`; a face without
             one gets NaN and is left out of the means: see :attr:`LandmarkNME.found`).
         detector: for ``use_box="detected"``: ``"auto"``, ``"hog"`` or ``"cascade"``.
@@ -159,13 +159,8 @@ def real_landmark_nme(source: str | os.PathLike, net: nn.Module, model: Morphabl
     used: list = [None] * len(faces)
     for image, indices in by_image.items():
         if use_box == "detected":
-            found = detect_faces(image, detector=detector)
-            boxes = []
-            for i in indices:
-                box = match_faces(found, faces[i].landmarks)
-                if box is not None:
-                    found.remove(box)
-                boxes.append(box)
+            boxes = assign_faces(detect_faces(image, detector=detector),
+                                 [faces[i].landmarks for i in indices])
         else:
             boxes = [faces[i].box if faces[i].box is not None and use_box == "annotated"
                      else faces[i].landmark_box() for i in indices]

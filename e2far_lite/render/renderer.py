@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..checks import check_finite, check_floating, check_image_size, check_shape
 from ..model.morphable_model import vertex_normals
-from . import numba_kernels as fast_render
+from . import numba_kernels
 from .camera import perspective_project
 from .rasterizer import Fragments, check_triangles, interpolate, rasterize
 from .shading import Lights, shade
@@ -67,7 +67,7 @@ class Renderer:
         self.image_size = check_image_size(image_size, "image_size")
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-        if backend == "numba" and not fast_render.available():
+        if backend == "numba" and not numba_kernels.available():
             raise ImportError("backend='numba' needs numba (`pip install numba`); "
                               "backend='auto' falls back to the tensor renderer")
         self.backend = backend
@@ -81,7 +81,7 @@ class Renderer:
             if not on_cpu:
                 raise ValueError("backend='numba': expected CPU tensors without gradients")
             return True
-        return on_cpu and fast_render.available()
+        return on_cpu and numba_kernels.available()
 
     def render(
         self,
@@ -142,7 +142,7 @@ class Renderer:
         batch = vertices.shape[0]
         params = torch.cat([lights.direction, lights.ambient, lights.diffuse,
                             lights.specular[:, None]], 1).expand(batch, 10)
-        image, face_index, bary, depth = fast_render.render_numba(
+        image, face_index, bary, depth = numba_kernels.render_numba(
             vertices, rotate, translation, focal, centre, triangles, albedo, params,
             lights.shininess, self.image_size)
         frags = Fragments(face_index, bary, depth)

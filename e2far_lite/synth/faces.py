@@ -35,7 +35,7 @@ from ..io.atomic import atomic_write
 from ..io.json_files import write_json
 from ..model.expressions import blendshape_uniforms, blendshape_weights_from_draws
 from ..model.morphable_model import MorphableModel
-from ..render import numba_kernels as fast_render
+from ..render import numba_kernels
 from ..render.camera import camera_rotation, perspective_project, to_camera
 from ..render.renderer import Renderer, project_landmarks
 from ..render.shading import (
@@ -343,7 +343,7 @@ def render_draws(model: MorphableModel, config: DataConfig, normal: Tensor, unif
     params = augment.params_from_draws(uniform[:, at_u["augment"]], config.augment)
     offsets = (uniform[:, at_u["noise"]] * (size + 1)).long().clamp(max=size)
     if kernel:  # the compiled twin of the lines below, in one pass
-        image = fast_render.finish_numba(rendered, face_mask, background, params,
+        image = numba_kernels.finish_numba(rendered, face_mask, background, params,
                                          _noise_bank(size), offsets)
     else:
         image, mask = rendered.to(device), face_mask.to(device)

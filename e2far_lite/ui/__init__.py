@@ -12,7 +12,6 @@ from .layer_widgets import (
     FeatureMapViewer,
     LayerAttributionView,
     TapMixer,
-    load_face_image,
     plot_layer_shares,
     plot_probes,
 )
@@ -75,7 +74,6 @@ __all__ = [
     "image_grid",
     "image_row",
     "label_style",
-    "load_face_image",
     "log_ticks",
     "mesh_figure",
     "mesh_trace",

@@ -42,13 +42,13 @@ from torch import Tensor
 
 from ..analysis.attribution import METHODS, per_sample_attribution
 from ..analysis.feature_maps import top_channels
-from ..analysis.inputs import _check_fusion, _check_images, _check_model, _check_net, evaluating
+from ..analysis.inputs import check_fusion, check_images, check_model, check_net, evaluating
 from ..analysis.targets import target_function
 from ..checks import check_floating, check_positive_int, check_shape, check_tensor
 from ..model.morphable_model import MorphableModel
 from ..nets.backbone import TAP_NAMES
 from ..nets.network import E2FARNet
-from ..photo.images import load_image
+from ..photo.images import load_face_image
 from .plots import mesh_figure, to_numpy_image
 from .widgets import FitPlots, Redraw, control_layout, embed, flow_row, label_style
 
@@ -142,27 +142,6 @@ class RepaintOnDraw(anywidget.AnyWidget):
         figure._send_relayout_msg(copy.deepcopy(figure._layout))
         self.repaints += 1
 
-def load_face_image(data: bytes, size: int) -> Tensor:
-    """Decode an image file (PNG, JPEG, ...) into a network input: (3, size, size) in [0, 1].
-
-    Decoded by :func:`~e2far_lite.photo.load_image` (turned upright by its EXIF orientation,
-    grey made RGB, transparency composited on white); then the largest centred square is kept
-    and resized with anti-aliasing. The network was trained on synthetic crops framed around
-    the landmarks, so a photo should be a tight, roughly centred crop of one face.
-    """
-    from skimage import transform
-
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data: expected the bytes of an image file, got {type(data).__name__}")
-    image = load_image(bytes(data), name="data")
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    image = transform.resize(image[top:top + side, left:left + side], (size, size),
-                             anti_aliasing=True)
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().clamp(0, 1)
-
-
 def _png(image: Tensor) -> bytes:
     from PIL import Image
 
@@ -223,11 +202,11 @@ class TapMixer:
     def __init__(self, net: E2FARNet, model: MorphableModel, images: Tensor,
                  names: Sequence[str] | None = None, top: int = 12,
                  cmax: float | None = None) -> None:
-        self.net = _check_net(net)
-        self.fusion = _check_fusion(net)
-        self.model = _check_model(model, net).cpu()
+        self.net = check_net(net)
+        self.fusion = check_fusion(net)
+        self.model = check_model(model, net).cpu()
         self.device = next(net.parameters()).device
-        images = _check_images(images, net)
+        images = check_images(images, net)
         self.images = list(images.detach().cpu())
         labels = _labels(images, names)
         self.top = top
@@ -493,9 +472,9 @@ class LayerAttributionView:
                  measure: str = "sum") -> None:
         from plotly.subplots import make_subplots
 
-        self.net = _check_net(net)
-        self.model = _check_model(model, net)
-        self.images = _check_images(images, net).detach()
+        self.net = check_net(net)
+        self.model = check_model(model, net)
+        self.images = check_images(images, net).detach()
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         if measure not in MEASURES:
@@ -740,8 +719,8 @@ class FeatureMapViewer:
 
     def __init__(self, net: E2FARNet, images: Tensor, names: Sequence[str] | None = None,
                  opacity: float = 0.6) -> None:
-        self.net = _check_net(net)
-        self.images = _check_images(images, net).detach().cpu()
+        self.net = check_net(net)
+        self.images = check_images(images, net).detach().cpu()
         self.size = net.config.image_size
         labels = _labels(self.images, names)
         self._style = label_style(["face", "layer", "rank", "go to rank"])
@@ -917,4 +896,4 @@ def plot_probes(probes: Mapping[str, Mapping[str, float]], title: str = ""):
 
 
 __all__ = ["TapMixer", "LayerAttributionView", "FeatureMapViewer", "RepaintOnDraw",
-           "load_face_image", "plot_layer_shares", "plot_probes"]
+           "plot_layer_shares", "plot_probes"]
