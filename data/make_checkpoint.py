@@ -28,7 +28,8 @@ does; the JSON then gets both stages' minutes, the command, the joined validatio
 under ``first_stage``, stage 1's ``best.pt`` scored on the same test faces (float32 weights)
 and, where ``E2FAR_DEV_FACES`` names the annotated development faces, on those (from detected
 boxes, refined, as ``landmarks-nme --box detected`` scores them). ``--development`` adds only
-that last figure to an existing JSON. ``tests/test_shipped.py`` reproduces the figures.
+that last figure to an existing JSON. ``tests/data/test_shipped_checkpoint.py`` reproduces the
+figures.
 
 The overnight network (up to 8 hours of training on a 2-core CPU) is the same two stages with
 a longer first one, ``cpu-night``, trained into folders outside the repository and written
@@ -124,7 +125,8 @@ def main() -> None:
                              "(default: data/e2far_lite.pt)")
     args = parser.parse_args()
     stage1, out = args.runs / args.first, args.out
-    figures = out.with_suffix(".json")  # the test figures tests/test_shipped.py checks
+    # the test figures that tests/data/test_shipped_checkpoint.py checks
+    figures = out.with_suffix(".json")
     if args.development:
         record = json.loads(figures.read_text())
         found = development_nme(stage1 / "best.pt")

@@ -9,7 +9,7 @@ them. Bottom row: the shipped network (``data/e2far_lite.pt``) on held-out synth
 mesh drawn over each input, cropped from the true landmarks' box) and on scikit-image's
 astronaut photo (face found by the detector). On the right, a screenshot of notebook 01's model
 explorer in JupyterLab, ``data/readme_widget.png``: the browser test writes the page
-(``E2FAR_ARTIFACTS=shots python -m pytest tests/test_browser.py -k explorer`` leaves
+(``E2FAR_ARTIFACTS=shots python -m pytest tests/notebooks/test_browser.py -k explorer`` leaves
 ``shots/01_page.png``) and ``--widget shots/01_page.png --crop 370,165,1100,675`` takes the widget
 from it (``data/readme_widget.png`` is that crop). ``--widget none`` leaves the panel out.
 """

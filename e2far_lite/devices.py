@@ -40,8 +40,8 @@ def describe(device: torch.device | str | None = None) -> str:
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX tiles): there, bf16
-    autocast runs the network about 1.9x faster (README, "bf16 on a CPU"); elsewhere bf16 is
-    emulated and slower."""
+    autocast runs the network about 1.9x faster (docs/results.md, "bf16 on a CPU"); elsewhere
+    bf16 is emulated and slower."""
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 

@@ -7,8 +7,8 @@ a student would meet them, and writes ``experiments/course_times.json``: each no
 the load average before it (what else the machine was doing), notebook 05's own training
 minutes and the validation figures its ``cpu-quick`` run printed, and the machine. The
 README's run-time column and the notebooks' headers state these figures;
-``tests/test_notebooks.py`` checks that they do. About 5-10 minutes on the project's 2-core
-CPU; nothing is written into the notebooks themselves.
+``tests/notebooks/test_notebooks.py`` checks that they do. About 5-10 minutes on the project's
+2-core CPU; nothing is written into the notebooks themselves.
 """
 
 from __future__ import annotations

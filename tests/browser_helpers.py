@@ -1,4 +1,4 @@
-"""Drive a real JupyterLab in headless Chromium (Playwright) for tests/test_browser.py.
+"""Drive a real JupyterLab in headless Chromium (Playwright) for tests/notebooks/test_browser.py.
 
 Nothing leaves the machine: JupyterLab listens on 127.0.0.1 with a random token, the browser is
 Debian's ``chromium`` (Playwright's own browser download is not used) and every request to a

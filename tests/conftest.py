@@ -1,11 +1,14 @@
-"""Shared fixtures: the shipped default model and a small face-like model of another size."""
+"""Shared fixtures: the shipped default model, a small face-like model of another size, and the
+tiny blend-shape model, network and batch of the analysis, widget and course tests."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers_models import make_blend_model, make_random_batch, make_tiny_net
 
 from e2far_lite import MorphableModel
+from e2far_lite.nets.network import E2FARNet
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,21 @@ def ellipsoid_model(rows: int = 20, cols: int = 16, num_id: int = 6, num_exp: in
 @pytest.fixture()
 def small_model() -> MorphableModel:
     return ellipsoid_model()
+
+
+@pytest.fixture(scope="module")
+def blend_model() -> MorphableModel:
+    """A 50-vertex model with four named blend shapes (:func:`helpers_models.make_blend_model`)."""
+    return make_blend_model()
+
+
+@pytest.fixture(scope="module")
+def blend_net(blend_model) -> E2FARNet:
+    """An untrained 64 px network of a few channels for ``blend_model``, in eval mode."""
+    return make_tiny_net(blend_model)
+
+
+@pytest.fixture(scope="module")
+def blend_batch(blend_model) -> dict[str, torch.Tensor]:
+    """Three random 64 px images with random coefficients of ``blend_model``."""
+    return make_random_batch(blend_model)

@@ -1,6 +1,9 @@
-"""Small random morphable models for tests (fast, deterministic, no files).
+"""Small random morphable models and networks for tests (fast, deterministic, no files).
 
-Keep this stable: other test files import ``tiny_model``.
+``tiny_model`` is a model without blend shapes; ``make_blend_model``, ``make_tiny_net`` and
+``make_random_batch`` build the analysis tests' model, network and batch (tests/conftest.py
+serves one of each as the ``blend_model``, ``blend_net`` and ``blend_batch`` fixtures; call
+these to get a variant, e.g. ``make_tiny_net(model, fusion_enabled=False)``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import numpy as np
 import torch
 
 from e2far_lite.model.morphable_model import NUM_LANDMARKS, MorphableModel
+from e2far_lite.nets.backbone import BackboneConfig
+from e2far_lite.nets.fusion import FusionConfig
+from e2far_lite.nets.network import E2FARNet, NetConfig
 
 
 def tiny_model(num_vertices: int = 50, num_id: int = 5, num_exp: int = 4,
@@ -65,3 +71,38 @@ def assert_is_the_default_model(path: Path) -> None:
             assert np.array_equal(rebuilt[key], committed[key]), key
         else:
             assert np.allclose(rebuilt[key], committed[key], rtol=1e-3, atol=1e-4), key
+
+
+NAMES = ("jawOpen", "mouthSmile_L", "eyeBlink_R", "browInnerUp_L")
+
+
+def make_blend_model() -> MorphableModel:
+    """tiny_model() with the four blend shapes of ``NAMES`` (random offsets, in mm)."""
+    m = tiny_model()
+    g = torch.Generator().manual_seed(1)
+    shapes = torch.randn(len(NAMES), m.num_vertices, 3, generator=g)
+    return MorphableModel(m.mean, m.id_basis, m.id_std, m.exp_basis, m.exp_std, m.triangles,
+                          m.landmarks, blendshapes=shapes, blendshape_names=NAMES)
+
+
+def make_tiny_net(model: MorphableModel, **changes) -> E2FARNet:
+    """A 64 px E2FARNet of a few channels for ``model``, eval mode, heads scaled up a little."""
+    torch.manual_seed(0)
+    config = NetConfig(backbone=BackboneConfig(widths=(4, 8, 8, 16, 16)),
+                       fusion=FusionConfig(width=8, hidden=16), image_size=64, id_hidden=16,
+                       exp_hidden=16, pose_hidden=8, **changes)
+    net = E2FARNet(model.num_id, model.num_exp, config)
+    # untrained heads start near 0; give them a voice so outputs depend on the input
+    for head in (net.id_head, net.fusion.head if net.fusion is not None else net.exp_head):
+        if head is not None:
+            torch.nn.init.normal_(head[-1].weight, std=0.3)
+    return net.eval()
+
+
+def make_random_batch(model: MorphableModel, size: int = 3,
+                      seed: int = 2) -> dict[str, torch.Tensor]:
+    """``size`` random 64 px images with random coefficients: inputs, not faces."""
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(size, 3, 64, 64, generator=g),
+            "a_id": torch.randn(size, model.num_id, generator=g),
+            "a_exp": torch.randn(size, model.num_exp, generator=g)}

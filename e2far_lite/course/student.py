@@ -15,7 +15,7 @@ brings)::
 
     python -m e2far_lite.course.student            # writes notebooks/student/*.ipynb
 
-``tests/test_student_notebooks.py`` checks that the committed student versions are what this
+``tests/course/test_student.py`` checks that the committed student versions are what this
 makes, that each stops at its first check with a helpful message, and that the teacher versions
 pass every check.
 """

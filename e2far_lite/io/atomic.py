@@ -4,7 +4,7 @@ Every file the package writes (checkpoints, models, meshes, logs, JSON figures, 
 cached splits) goes through :func:`atomic_write` (JSON through :func:`~e2far_lite.io.write_json`,
 text through :func:`write_text`, pictures through :func:`write_figure`), so a crash, a full disk
 or a bad input midway leaves the previous file intact and no half-written file behind.
-``tests/test_io.py`` fails if a module writes a file any other way.
+``tests/io/test_file_writes.py`` fails if a module writes a file any other way.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def config_differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] =
 # ------------------------------------------------------------------------------------- presets
 # The presets' backbone: blocks 1-2 have one conv each. Their maps are large and thin (16 and
 # 32 channels at 1/1 and 1/2 of the input), where a second 3x3 conv cost about a quarter of
-# the multiply-adds and of the batch-1 latency (README, Speed), for little.
+# the multiply-adds and of the batch-1 latency (docs/results.md, Speed), for little.
 _LITE = BackboneConfig(widths=(16, 32, 64, 128, 256), convs_per_block=(1, 1, 2, 2, 2))
 # Near-frontal heads on a black background: the quick presets learn identity within minutes on
 # this distribution, while the full one (turns to 75 degrees, cluttered backgrounds) first spends
@@ -222,7 +222,7 @@ PRESETS: dict[str, TrainConfig] = {
         image_size=64, steps=60, batch_size=8, lr=2e-3, warmup_steps=5,
         val_size=32, log_every=5, val_every=30, ckpt_every=30),
     # minutes on a 2-core CPU, pool rendering included (notebook 05 trains it): total vertex
-    # RMSE about a fifth below the mean shape's on its easy validation faces (README, Training)
+    # RMSE about a fifth below the mean shape's on its easy validation faces (docs/training.md)
     "cpu-quick": TrainConfig(
         net=NetConfig(backbone=BackboneConfig(widths=(8, 16, 32, 64, 128)),
                       fusion=FusionConfig(width=64, hidden=128),
@@ -263,9 +263,9 @@ PRESETS: dict[str, TrainConfig] = {
     # the shipped network's design in one run: cpu-real's data from the first step (the realism
     # levers on half the faces, validated on plain ones), bf16 autocast where the CPU multiplies
     # bf16 natively (1.5x faster training on an AMX Xeon; float32 elsewhere): 768,000 faces in
-    # 80 min on two threads of a 2-core Xeon. Measured against two stages (README): worse than
-    # the previous float32 ones (2.95 against 2.85 mm) and the shipped bf16 ones (2.65 mm),
-    # since realism from the first step slows learning the face
+    # 80 min on two threads of a 2-core Xeon. Measured against two stages (docs/training.md):
+    # worse than the previous float32 ones (2.95 against 2.85 mm) and the shipped bf16 ones
+    # (2.65 mm), since realism from the first step slows learning the face
     "cpu-2h": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),

@@ -26,7 +26,7 @@ How W processes reproduce one process with the same global batch B:
   batch: ``torch.nn.SyncBatchNorm`` on CUDA; on the CPU, where SyncBatchNorm refuses to run
   (``aten::batch_norm_stats`` has no CPU kernel in torch 2.13), :class:`AllReduceBatchNorm2d`,
   which sums per-channel sums and squared sums over ranks with a differentiable all-reduce
-  (first-step gradients equal to 2e-5 relative; tests/test_distributed.py measures weights).
+  (first-step gradients equal to 2e-5 relative; tests/train/test_distributed.py measures weights).
   After training the returned net keeps these layers; in eval mode they are plain BN, and
   checkpoints have the usual keys.
 * Rank 0 alone validates, logs and writes checkpoints; the others wait for it in the next
