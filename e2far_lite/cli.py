@@ -8,16 +8,23 @@ Commands:
                 faces (``--checkpoint data/e2far_lite.pt --json figures.json``)
     reconstruct the face in a photo, as .obj/.ply (``photo.jpg -o face.obj --overlay o.png``)
     landmarks-nme  landmark NME on annotated real photos (``faces.xml``, dlib or iBUG .pts)
+
+Each command checks its flags, then hands each file to the library once; the library checks
+what it reads. A :class:`~e2far_lite.errors.BadInput` it raises names the library's argument
+(``path``, ``init``, ``photo``, ...), which the command looks up in its table of flags
+(:func:`_flags`) to end with one line: ``--checkpoint: expected X, got Y``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-#: The face detectors of ``photo.detect_faces`` (kept here so --help needs no heavy import).
-DETECTORS = ("hog", "cascade")
+from .errors import BadInput, MissingFile, NoFaceFound
+
 #: Most samples ``render`` draws into one picture.
 MAX_RENDER = 256
 #: Most refining passes of ``reconstruct`` and ``landmarks-nme`` (each one more network run).
@@ -67,6 +74,21 @@ def _remove_created() -> None:
         except OSError:
             pass
     _CREATED.clear()
+
+
+@contextmanager
+def _flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within: a :class:`~e2far_lite.errors.BadInput` the library raises for one of the
+    arguments in ``flags`` (the library's argument name -> the flag or positional that gave
+    the value) ends the command with one line, ``FLAG: expected X, got Y``. Any other refusal
+    is the command's own slip, not the user's: it goes on up as it is."""
+    try:
+        yield
+    except BadInput as err:
+        flag = flags.get(err.argument)
+        if flag is None:
+            raise
+        raise SystemExit(f"{flag}: expected {err.expected}, got {err.received}") from None
 
 
 def _check_folder(path: str | Path | None, flag: str) -> None:
@@ -164,7 +186,6 @@ def _train(args: argparse.Namespace) -> None:
     import time
 
     from .devices import describe
-    from .train.checkpoint import read_checkpoint
     from .train.configs import PRESETS, get_config
     from .train.distributed import from_env
     from .train.loop import format_figures, train
@@ -174,16 +195,6 @@ def _train(args: argparse.Namespace) -> None:
     if args.config not in PRESETS:
         raise SystemExit(f"--config: expected one of {sorted(PRESETS)}, got {args.config!r}")
     overrides = {} if args.steps is None else {"steps": args.steps}
-    for flag, path in (("--init", args.init), ("--resume", args.resume)):
-        if path is None or (flag == "--resume" and path == "auto"):
-            continue
-        if not Path(path).is_file():
-            raise SystemExit(f"{flag}: expected a checkpoint file, got {path!r}, which does "
-                             "not exist")
-        try:
-            read_checkpoint(path)
-        except ValueError as err:
-            raise SystemExit(f"{flag}: {err}") from None
     if args.init is not None:
         overrides["init"] = args.init
     try:
@@ -200,18 +211,9 @@ def _train(args: argparse.Namespace) -> None:
           f"{config.steps} steps, widths {config.net.backbone.widths}; writing to {args.out}")
     start = time.perf_counter()
     _will_create(Path(args.out))
-    try:
+    with _flags({"init": "--init", "resume": "--resume"}):  # train reads both files, once
         result = train(config, args.out, device=device, resume=args.resume,
                        progress=not args.quiet, cache_dir=args.cache_dir)
-    except (ValueError, FileNotFoundError) as err:
-        for flag in ("init", "resume"):  # the files named by a flag, not the run
-            if str(err).startswith(f"{flag}:"):
-                raise SystemExit(f"--{err}") from None
-            if str(err).startswith(flag):
-                raise SystemExit(f"--{flag}: {err}") from None
-        if args.resume and str(err).startswith("path:"):  # --resume auto: OUT/last.pt
-            raise SystemExit(f"--resume: {err}") from None
-        raise
     minutes = (time.perf_counter() - start) / 60
     say(f"done in {minutes:.1f} min; validation ({config.val_size} faces, seed "
           f"{config.val_seed}), step {result.history[-1]['step']}:")
@@ -233,17 +235,17 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .io.json_files import write_json
     from .paths import cache_dir
     from .synth.faces import DataConfig
-    from .train.checkpoint import load_checkpoint, read_checkpoint
+    from .train.checkpoint import from_payload, read_checkpoint
 
     device = _device(args.device, default="cpu")
     _check_folder(args.cache_dir, "--cache-dir")
     if args.json:
         _check_writable(args.json, "--json")
-    try:
-        net, model, config = load_checkpoint(args.checkpoint, device=device)
-        step = read_checkpoint(args.checkpoint)["step"]
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"--checkpoint: {err}") from None
+    with _flags({"path": "--checkpoint"}):  # read once: the network and its step
+        payload = read_checkpoint(args.checkpoint)
+        net, model, config = from_payload(payload, device=device,
+                                          name=Path(args.checkpoint).name)
+    step = payload["step"]
     seed = TEST_SEED if args.seed is None else args.seed
     data = (DataConfig(image_size=config.image_size) if args.data == "full"
             else dataclasses.replace(config.data))
@@ -270,14 +272,15 @@ def _load_for_photos(checkpoint: str | None):
     from .train.shipped import SHIPPED_FILE
 
     path = Path(checkpoint) if checkpoint else data_dir() / SHIPPED_FILE
-    if checkpoint is None and not path.is_file():
-        raise SystemExit(f"--checkpoint: the shipped checkpoint {path} is missing; pass "
-                         "--checkpoint PATH (e.g. runs/cpu-quick/last.pt from "
-                         "`python -m e2far_lite train`)")
-    try:
-        return load_checkpoint(path, device="cpu")
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"--checkpoint: {err}") from None
+    with _flags({"path": "--checkpoint"}):
+        try:
+            return load_checkpoint(path, device="cpu")
+        except MissingFile:
+            if checkpoint is not None:
+                raise
+            raise SystemExit(f"--checkpoint: the shipped checkpoint {path} is missing; pass "
+                             "--checkpoint PATH (e.g. runs/cpu-quick/last.pt from "
+                             "`python -m e2far_lite train`)") from None
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
@@ -295,42 +298,36 @@ def _reconstruct(args: argparse.Namespace) -> None:
     _check_writable(out, "-o/--out")
     if args.overlay:
         _check_writable(args.overlay, "--overlay")
-    try:
+    # the file is decoded once: the detector, the network, the colours and the overlay share it
+    with _flags({"photo": "photo"}):
         image = photo.load_image(args.photo, argument="photo")
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(str(err)) from None
     name = Path(args.photo).name
     net, model, config = _load_for_photos(args.checkpoint)
-    if args.box is not None:
-        boxes, convention = [tuple(args.box)], photo.LANDMARK_BOX
-    else:
-        detector = photo.default_detector() if args.detector == "auto" else args.detector
-        try:
-            boxes = photo.detect_faces(image, detector=detector)
-        except ImportError as err:
-            raise SystemExit(f"--detector: {detector!r} needs dlib ({err}); pip install "
-                             "dlib-bin, or pass --detector cascade") from None
-        convention = photo.box_convention(detector)
-        if not boxes:
-            raise SystemExit(f"no face found in {name} ({detector} detector); pass --box X Y W "
-                             "H (pixels)")
-    if args.face is not None and not 0 <= args.face < len(boxes):
-        raise SystemExit(f"--face: expected 0 .. {len(boxes) - 1} ({len(boxes)} faces found in "
+    detector = args.detector  # resolved here, to name the one that found no face
+    if args.box is None and detector == "auto":
+        detector = photo.default_detector()
+    try:
+        with _flags({"boxes[0]": "--box", "detector": "--detector", "refine": "--refine"}):
+            found = photo.reconstruct_faces(image, net, model, config,
+                                            None if args.box is None else [tuple(args.box)],
+                                            name=name, refine=args.refine, detector=detector)
+    except NoFaceFound:
+        raise SystemExit(f"no face found in {name} ({detector} detector); pass --box X Y W H "
+                         "(pixels)") from None
+    except ImportError as err:
+        raise SystemExit(f"--detector: {detector!r} needs dlib ({err}); pip install "
+                         "dlib-bin, or pass --detector cascade") from None
+    if args.face is not None and not 0 <= args.face < len(found):
+        raise SystemExit(f"--face: expected 0 .. {len(found) - 1} ({len(found)} faces found in "
                          f"{name}), got {args.face}")
-    chosen = list(range(len(boxes))) if args.all else [args.face or 0]
-    if len(boxes) > 1:
+    chosen = list(range(len(found))) if args.all else [args.face or 0]
+    if len(found) > 1:
         listing = "; ".join(f"{i}: box ({x:.0f}, {y:.0f}, {w:.0f}, {h:.0f})"
-                            for i, (x, y, w, h) in enumerate(boxes))
-        print(f"found {len(boxes)} faces in {name}, largest first: {listing}")
+                            for i, (x, y, w, h) in enumerate(face.box for face in found))
+        print(f"found {len(found)} faces in {name}, largest first: {listing}")
         if not args.all:
             print(f"  reconstructing face {chosen[0]}; pass --face N for another, --all for all")
-    try:
-        faces = photo.reconstruct_faces(image, net, model, config, [boxes[i] for i in chosen],
-                                        convention, name=name, refine=args.refine)
-    except ValueError as err:
-        if args.box is None:
-            raise SystemExit(str(err)) from None
-        raise SystemExit(f"--box: {str(err).removeprefix('boxes[0]: ')}") from None
+    faces = [found[i] for i in chosen]
     for i, face in zip(chosen, faces, strict=True):
         path = out.with_name(f"{out.stem}_{i}{out.suffix}") if args.all else out
         colors, shown = photo.vertex_colors(image, face, model) if args.colors else (None, None)
@@ -402,6 +399,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .photo.detect import DETECTORS
+
     parser = argparse.ArgumentParser(
         prog="e2far_lite", formatter_class=_HelpFormatter,
         description="UH-E2FAR lite: 3D face reconstruction from one image (a tutorial "
@@ -498,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the N-th largest face found (default 0, the largest)")
     which.add_argument("--box", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
                        help="the face box in pixels, tight around the face, instead of detecting")
-    p.add_argument("--detector", choices=("auto",) + DETECTORS, default="auto",
+    p.add_argument("--detector", choices=("auto", *DETECTORS), default="auto",
                    help="hog: dlib's HOG detector; cascade: scikit-image's LBP cascade; auto: "
                         "hog when dlib is installed (default: auto)")
     p.add_argument("--colors", action="store_true",
@@ -516,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", choices=("annotated", "landmarks", "detected"), default="annotated",
                    help="crop from the annotated box (default), the landmarks' own box, or the "
                         "box --detector finds for the face (faces it misses are left out)")
-    p.add_argument("--detector", choices=("auto",) + DETECTORS, default="auto",
+    p.add_argument("--detector", choices=("auto", *DETECTORS), default="auto",
                    help="--box detected: hog, cascade, or auto (hog when dlib is installed; "
                         "default: auto)")
     p.add_argument("--no-oracle", action="store_true",

@@ -20,6 +20,7 @@ STAGES: dict[str, int] = {
     "e2far_lite.checks": 0,
     "e2far_lite.paths": 0,
     "e2far_lite.devices": 0,
+    "e2far_lite.errors": 0,
     "e2far_lite.io": 1,
     "e2far_lite.model": 2,
     "e2far_lite.render": 3,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import BadInput, MissingFile
 from ..io.sniff import file_head
 
 #: Images smaller than this on either side are refused (px): no face fits in them.
@@ -35,22 +36,23 @@ def load_image(image, name: str | None = None, argument: str = "image") -> np.nd
             is composited on white.
         name: what to call the image in error messages (default: the file name; ``"image"``
             for anything else).
-        argument: the caller's name for ``image`` in the error for a missing file (the
-            command line's ``photo``).
+        argument: the caller's name for ``image``: the ``argument`` of the errors raised
+            (the command line's ``photo``), and the start of the message for a missing file.
 
     Raises:
-        FileNotFoundError: a path that does not exist. ValueError: not an image file, or an
-            array of another shape, dtype or value range, or under :data:`MIN_SIDE` px a side.
+        MissingFile: a path that does not exist (a ``FileNotFoundError`` too).
+        BadInput: not an image file, a broken one, or an array of another shape, dtype or value
+            range, or under :data:`MIN_SIDE` px a side; named ``argument``, its message
+            starting with ``name``.
         TypeError: none of the above kinds.
     """
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
-            raise FileNotFoundError(f"{argument}: expected an existing image file, got "
-                                    f"{str(path)!r}")
-        return _decode(path, name or path.name)
+            raise MissingFile(argument, "an existing image file", repr(str(path)))
+        return _decode(path, name or path.name, argument)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return _decode(bytes(image), name or "image")
+        return _decode(bytes(image), name or "image", argument)
     from PIL import Image  # Pillow comes with scikit-image and matplotlib
 
     name = name or "image"
@@ -67,14 +69,18 @@ def load_image(image, name: str | None = None, argument: str = "image") -> np.nd
         raise TypeError(f"{name}: expected a file path, image file bytes, PIL image, numpy "
                         f"array or tensor, got {type(image).__name__}")
     array = image
+
+    def refused(expected: str, received: str) -> BadInput:
+        return BadInput(argument, expected, received,
+                        message=f"{name}: expected {expected}, got {received}")
+
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ValueError(f"{name}: expected shape (H, W), (H, W, 3) or (H, W, 4), "
-                         f"got {tuple(array.shape)}")
+        raise refused("shape (H, W), (H, W, 3) or (H, W, 4)", str(tuple(array.shape)))
     if min(array.shape[:2]) < MIN_SIDE:
-        raise ValueError(f"{name}: expected an image at least {MIN_SIDE} px on each side, "
-                         f"got {array.shape[1]} x {array.shape[0]}")
+        raise refused(f"an image at least {MIN_SIDE} px on each side",
+                      f"{array.shape[1]} x {array.shape[0]}")
     if array.dtype == np.uint8:
         out = array.astype(np.float32) / 255
     elif array.dtype == np.uint16:
@@ -84,15 +90,14 @@ def load_image(image, name: str | None = None, argument: str = "image") -> np.nd
     elif np.issubdtype(array.dtype, np.floating):
         out = array.astype(np.float32)
         if not np.isfinite(out).all():
-            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+            raise refused("finite values", "NaN or inf")
         lo, hi = float(out.min()), float(out.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"{name}: expected floats in [0, 1], got range [{lo:g}, {hi:g}]"
-                             + ("; divide 8-bit values by 255" if hi <= 255 else ""))
+            raise refused("floats in [0, 1]", f"range [{lo:g}, {hi:g}]"
+                          + ("; divide 8-bit values by 255" if hi <= 255 else ""))
         out = out.clip(0, 1)
     else:
-        raise ValueError(f"{name}: expected dtype uint8, uint16, bool or float, "
-                         f"got {array.dtype}")
+        raise refused("dtype uint8, uint16, bool or float", str(array.dtype))
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     elif out.shape[2] == 4:  # composite on white: transparent pixels become background
@@ -119,8 +124,12 @@ def _plain_mode(image):
     return image.convert("RGBA" if has_alpha else "RGB")
 
 
-def _decode(source: Path | bytes, name: str) -> np.ndarray:
-    """An image file (a path or its bytes) -> (H, W, 3) float32 in [0, 1], EXIF-upright."""
+def _decode(source: Path | bytes, name: str, argument: str) -> np.ndarray:
+    """An image file (a path or its bytes) -> (H, W, 3) float32 in [0, 1], EXIF-upright.
+
+    Refusals are :class:`~e2far_lite.errors.BadInput` named ``argument``; their ``received``
+    and their message start with the file's ``name``.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -129,19 +138,26 @@ def _decode(source: Path | bytes, name: str) -> np.ndarray:
             picture.load()
             kind = handle.format
     except UnidentifiedImageError:
-        raise ValueError(f"{name}: not an image file Pillow can read (expected JPEG, PNG, "
-                         f"BMP, TIFF, WebP, ...; got {file_head(source)})") from None
+        head = file_head(source)
+        raise BadInput(argument, "an image file Pillow can read (JPEG, PNG, BMP, TIFF, WebP, "
+                                 "...)", f"{name}: not an image file ({head})",
+                       message=f"{name}: not an image file Pillow can read (expected JPEG, "
+                               f"PNG, BMP, TIFF, WebP, ...; got {head})") from None
     except Image.DecompressionBombError as err:
         reason = str(err).split(", could be")[0]  # "Image size (N pixels) exceeds limit of M"
-        raise ValueError(f"{name}: refused as a possible decompression bomb ({reason}); "
-                         "scale the photo down first") from None
+        problem = f"refused as a possible decompression bomb ({reason})"
+        raise BadInput(argument, "a photo small enough to decode safely (scale it down first)",
+                       f"{name}: {problem}",
+                       message=f"{name}: {problem}; scale the photo down first") from None
     except OSError as err:
-        raise ValueError(f"{name}: a broken or truncated {_kind_of(source, name)} image "
-                         f"({err})") from None
+        problem = f"a broken or truncated {_kind_of(source, name)} image ({err})"
+        raise BadInput(argument, "a complete image file", f"{name}: {problem}",
+                       message=f"{name}: {problem}") from None
     try:
         return load_image(np.asarray(_plain_mode(picture)), name=name)
-    except ValueError as err:
-        raise ValueError(f"{err} (a {kind} file)") from None
+    except BadInput as err:
+        raise BadInput(argument, err.expected, f"{name}: {err.received} (a {kind} file)",
+                       message=f"{err} (a {kind} file)") from None
 
 
 def _kind_of(source: Path | bytes, name: str) -> str:

@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import BadInput, NoFaceFound
 from ..model.morphable_model import MorphableModel
 from ..render.camera import rotation_matrix, weak_perspective_project
 from ..train.configs import TrainConfig
 from .contour import contour_landmarks
 from .detect import (
+    DETECTORS,
     LANDMARK_BOX,
     Box,
     BoxConvention,
@@ -196,16 +198,16 @@ def _check_boxes(boxes: Sequence[Box], width: int, height: int, name: str) -> li
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"boxes[{i}]: expected (x, y, w, h) in pixels, got {box!r}") from None
         if len(values) != 4:
-            raise ValueError(f"boxes[{i}]: expected (x, y, w, h) in pixels, got {box!r}")
+            raise BadInput(f"boxes[{i}]", "(x, y, w, h) in pixels", repr(box))
         x, y, w, h = values
         if not (np.isfinite(values).all() and w > 0 and h > 0):
-            raise ValueError(f"boxes[{i}]: expected (x, y, w, h) with w, h > 0 px, got {values}")
+            raise BadInput(f"boxes[{i}]", "(x, y, w, h) with w, h > 0 px", str(values))
         if not (x < width and y < height and x + w > 0 and y + h > 0):
-            raise ValueError(f"boxes[{i}]: expected a box overlapping {name} ({width} x "
-                             f"{height} px), got {values}")
+            raise BadInput(f"boxes[{i}]", f"a box overlapping {name} ({width} x {height} px)",
+                           str(values))
         if max(w, h) > 2 * max(width, height):
-            raise ValueError(f"boxes[{i}]: expected a box at most twice the size of {name} "
-                             f"({2 * max(width, height)} px), got {values}")
+            raise BadInput(f"boxes[{i}]", f"a box at most twice the size of {name} "
+                                          f"({2 * max(width, height)} px)", str(values))
         out.append(values)
     return out
 
@@ -214,7 +216,8 @@ def _check_boxes(boxes: Sequence[Box], width: int, height: int, name: str) -> li
 def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: TrainConfig,
                       boxes: Sequence[Box] | None = None,
                       convention: BoxConvention | None = None,
-                      name: str | None = None, refine: int = REFINE) -> list[Reconstruction]:
+                      name: str | None = None, refine: int = REFINE,
+                      detector: str = "auto") -> list[Reconstruction]:
     """Reconstruct every face of a photo in one batch.
 
     Args:
@@ -230,15 +233,19 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
             the previous pass's 68 projected landmarks, as training crops were cut, and runs
             the network again (:data:`REFINE` passes by default; README, "Real photographs",
             measures them).
+        detector: the detector that finds the faces when ``boxes`` is None: ``"auto"``,
+            ``"hog"`` or ``"cascade"`` (:func:`detect_faces`).
 
     Returns:
         one :class:`Reconstruction` per box, in the order of ``boxes`` (largest first when
         detected).
 
     Raises:
-        ValueError: ``no face found in <name>; pass box=(x, y, w, h)`` when the detector
-            finds nothing; a box that is not finite and positive, misses the photo or is over
-            twice its size; or the reasons of :func:`load_image`.
+        NoFaceFound: ``no face found in <name>; pass box=(x, y, w, h)`` when the detector
+            finds nothing.
+        BadInput: (a ``ValueError``) a box that is not finite and positive, misses the photo or
+            is over twice its size (named ``boxes[i]``); a ``detector`` or ``refine`` out of
+            range; or the reasons of :func:`load_image`.
         TypeError: ``net``, ``model``, ``config`` or ``convention`` of another type (e.g. net
             and model swapped), or one box passed as ``boxes``.
     """
@@ -256,16 +263,20 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
         raise TypeError(f"refine: expected a whole number of passes >= 0, got "
                         f"{type(refine).__name__} {refine!r}")
     if refine < 0:
-        raise ValueError(f"refine: expected a whole number of passes >= 0, got {refine}")
+        raise BadInput("refine", "a whole number of passes >= 0", str(refine))
     refine = int(refine)
+    if detector != "auto" and detector not in DETECTORS:
+        raise BadInput("detector", f"'auto' or one of {DETECTORS}", repr(detector))
     if name is None:
         name = Path(image).name if isinstance(image, (str, os.PathLike)) else "the image"
     photo = load_image(image, name=name)
     if boxes is None:
-        detector = default_detector()
+        detector = default_detector() if detector == "auto" else detector
         boxes = detect_faces(photo, detector=detector)
         if not boxes:
-            raise ValueError(f"no face found in {name}; pass box=(x, y, w, h)")
+            raise NoFaceFound("boxes", f"face boxes, or a photo in which the {detector} "
+                                       "detector finds a face", f"{name}, in which it finds none",
+                              message=f"no face found in {name}; pass box=(x, y, w, h)")
         convention = box_convention(detector) if convention is None else convention
     convention = LANDMARK_BOX if convention is None else convention
     boxes = _check_boxes(boxes, photo.shape[1], photo.shape[0], name)
@@ -297,7 +308,8 @@ def reconstruct_faces(image, net: nn.Module, model: MorphableModel, config: Trai
 
 def reconstruct(image, net: nn.Module, model: MorphableModel, config: TrainConfig,
                 box: Box | None = None, convention: BoxConvention | None = None,
-                name: str | None = None, refine: int = REFINE) -> Reconstruction:
+                name: str | None = None, refine: int = REFINE,
+                detector: str = "auto") -> Reconstruction:
     """Reconstruct one face: the largest the detector finds, or the one in ``box``.
 
     Args:
@@ -306,7 +318,7 @@ def reconstruct(image, net: nn.Module, model: MorphableModel, config: TrainConfi
         box: (x, y, w, h) photo pixels of the face, tight around it (eyebrows to chin, jaw to
             jaw, like the 68 landmarks' box; ``convention`` says otherwise): four numbers, a
             tuple, list, numpy array or tensor; default: detect.
-        convention, refine: see :func:`reconstruct_faces`.
+        convention, refine, detector: see :func:`reconstruct_faces`.
         name: the photo's name in error messages.
 
     Returns:
@@ -323,7 +335,8 @@ def reconstruct(image, net: nn.Module, model: MorphableModel, config: TrainConfi
     if box is not None and not (len(box) == 4 and all(_is_number(v) for v in box)):
         raise TypeError(f"box: expected (x, y, w, h) in pixels, got {box!r}")
     boxes = None if box is None else [box]
-    return reconstruct_faces(image, net, model, config, boxes, convention, name, refine)[0]
+    return reconstruct_faces(image, net, model, config, boxes, convention, name, refine,
+                             detector)[0]
 
 
 __all__ = ["REFINE", "CropBox", "crop_box", "cut_crop", "Reconstruction", "reconstruct",

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..checks import check_path
+from ..errors import BadInput, MissingFile
 from ..io.atomic import atomic_write
 from ..io.sniff import file_head
 from ..model.morphable_model import MorphableModel
@@ -58,17 +59,19 @@ def model_info(model: MorphableModel) -> dict[str, Any]:
 
 
 def check_model(info: dict[str, Any], model: MorphableModel, source: str = "checkpoint") -> None:
-    """Raise ``ValueError`` naming what differs if ``model`` is not the one in ``info``."""
+    """Raise :class:`~e2far_lite.errors.BadInput` (``model``) naming what differs if ``model``
+    is not the one in ``info``."""
     have = model_info(model)
     sizes = [f"{key} {info[key]} vs {have[key]}" for key in ("num_id", "num_exp", "num_vertices")
              if info[key] != have[key]]
+    expected = f"the morphable model {source} was trained for"
     if sizes:
-        raise ValueError(f"model: {source} was trained for another morphable model "
-                         f"(checkpoint vs given: {', '.join(sizes)})")
+        raise BadInput("model", expected, f"another morphable model (checkpoint vs given: "
+                                          f"{', '.join(sizes)})")
     if info["fingerprint"] != have["fingerprint"]:
-        raise ValueError(f"model: {source} was trained for another morphable model of the same "
-                         f"size (fingerprint {info['fingerprint'][:12]} vs "
-                         f"{have['fingerprint'][:12]}): pass the model it was trained with")
+        raise BadInput("model", f"{expected} (pass that one)",
+                       f"another morphable model of the same size (fingerprint "
+                       f"{info['fingerprint'][:12]} vs {have['fingerprint'][:12]})")
 
 
 def rng_state() -> dict[str, Any]:
@@ -138,34 +141,42 @@ def save_checkpoint(path: str | os.PathLike, net: E2FARNet, model: MorphableMode
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw checkpoint dict, loaded with ``weights_only=True`` onto the CPU."""
+    """The raw checkpoint dict, loaded with ``weights_only=True`` onto the CPU.
+
+    Raises:
+        MissingFile: ``path`` names no file (a ``FileNotFoundError`` too).
+        BadInput: (argument ``path``) a file that is not a readable e2far-lite checkpoint:
+            truncated, another format or version, entries of the wrong kind.
+        TypeError: ``path`` is not a path.
+    """
     path = check_path(path, "path")
     if not path.is_file():
-        raise FileNotFoundError(f"path: expected an existing checkpoint file, got {str(path)!r}")
+        raise MissingFile("path", "an existing checkpoint file", repr(str(path)))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError as err:
-        raise ValueError(f"path: cannot read {path.name!r}: {err.strerror}") from None
+        raise BadInput("path", "a checkpoint file this user may read",
+                       f"{path.name!r}: {err.strerror}") from None
     except Exception as err:  # truncated (OSError too), not a torch file, or a pickle naming code
-        raise ValueError(f"path: expected an e2far-lite checkpoint (a torch.save file that "
-                         f"loads with weights_only=True), got {path.name!r}, refused: "
-                         f"{_load_failure(err, path)}") from None
+        raise BadInput("path", "an e2far-lite checkpoint (a torch.save file that loads with "
+                               "weights_only=True)",
+                       f"{path.name!r}, refused: {_load_failure(err, path)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"path: expected an e2far-lite checkpoint, got {path.name!r} "
-                         f"without format {FORMAT!r}")
+        raise BadInput("path", "an e2far-lite checkpoint",
+                       f"{path.name!r} without format {FORMAT!r}")
     if payload.get("version") != VERSION:
-        raise ValueError(f"path: expected checkpoint version {VERSION}, "
-                         f"got {payload.get('version')!r} in {path.name!r}")
+        raise BadInput("path", f"checkpoint version {VERSION}",
+                       f"{payload.get('version')!r} in {path.name!r}")
     for key, kind in (("config", dict), ("model", dict), ("net", dict), ("step", int)):
         if not isinstance(payload.get(key), kind):
-            raise ValueError(f"path: expected {key!r} ({kind.__name__}) in checkpoint "
-                             f"{path.name!r}, got {type(payload.get(key)).__name__}")
+            raise BadInput("path", f"{key!r} ({kind.__name__}) in checkpoint {path.name!r}",
+                           type(payload.get(key)).__name__)
     missing = [k for k in ("num_id", "num_exp", "num_vertices", "fingerprint")
                if k not in payload["model"]]
     not_tensors = [k for k, v in payload["net"].items() if not isinstance(v, torch.Tensor)]
     if missing or not_tensors:
-        raise ValueError(f"path: expected model sizes and tensor weights in checkpoint "
-                         f"{path.name!r}, got missing {missing}, non-tensors {not_tensors[:3]}")
+        raise BadInput("path", f"model sizes and tensor weights in checkpoint {path.name!r}",
+                       f"missing {missing}, non-tensors {not_tensors[:3]}")
     return payload
 
 
@@ -187,15 +198,21 @@ def _load_failure(err: Exception, path: Path) -> str:
 
 
 def build_net(payload: dict[str, Any], model: MorphableModel, config: TrainConfig,
-              source: str = "checkpoint") -> E2FARNet:
-    """An E2FARNet for ``config`` and ``model`` holding the checkpoint's weights (float32)."""
+              source: str = "checkpoint", argument: str = "payload") -> E2FARNet:
+    """An E2FARNet for ``config`` and ``model`` holding the checkpoint's weights (float32).
+
+    Raises :class:`~e2far_lite.errors.BadInput` named ``argument`` (the caller's name for the
+    checkpoint) when the weights do not fit that network; the message names ``source``.
+    """
     net = E2FARNet(model.num_id, model.num_exp, config.net)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["net"].items()}
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"{source}: the stored weights do not fit the network its config "
-                         f"describes ({err})") from err
+        raise BadInput(argument, "weights that fit the network its config describes",
+                       f"{source}, whose do not ({err})",
+                       message=f"{source}: the stored weights do not fit the network its "
+                               f"config describes ({err})") from err
     return net
 
 
@@ -213,23 +230,55 @@ def load_checkpoint(path: str | os.PathLike, model: MorphableModel | None = None
     Returns:
         ``(net, model, config)``: the float32 network in eval mode, the morphable model and
         the :class:`~e2far_lite.train.TrainConfig` of the run.
+
+    Raises:
+        MissingFile, BadInput: see :func:`read_checkpoint` and :func:`from_payload`; each
+            names ``path`` (or ``model``, for a ``model`` given that does not match).
+    """
+    return from_payload(read_checkpoint(path), model, device, name=Path(path).name)
+
+
+def from_payload(payload: dict[str, Any], model: MorphableModel | None = None,
+                 device: torch.device | str | None = None, name: str = "checkpoint",
+                 ) -> tuple[E2FARNet, MorphableModel, TrainConfig]:
+    """What :func:`load_checkpoint` returns, from the dict :func:`read_checkpoint` returned
+    (for a caller that needs both without reading the file twice).
+
+    Args:
+        payload: the checkpoint dict.
+        model, device: as for :func:`load_checkpoint`.
+        name: the file's name, for messages.
+
+    Returns:
+        ``(net, model, config)``, as :func:`load_checkpoint`.
+
+    Raises:
+        BadInput: named ``path`` (the file the payload came from) when its config cannot be
+            read, its weights do not fit, or (``model=None``) it was trained for another
+            morphable model than the shipped one; named ``model`` when it was trained for
+            another morphable model than the ``model`` given.
     """
     from ..devices import default_device
 
-    payload = read_checkpoint(path)
-    source = f"checkpoint {Path(path).name!r}"
+    source = f"checkpoint {name!r}"
     if model is None:
         model = MorphableModel.default()
         try:
             check_model(payload["model"], model, source)
-        except ValueError as err:
-            raise ValueError(f"{err}; it is not the shipped default model, so pass "
-                             "load_checkpoint(path, model=...)") from None
+        except BadInput as err:  # the file, not the model, is what the caller chose
+            raise BadInput("path", "a checkpoint of the shipped default morphable model",
+                           f"{name!r}, trained for {err.received}",
+                           message=f"{err}; it is not the shipped default model, so pass "
+                                   "load_checkpoint(path, model=...)") from None
     else:
         check_model(payload["model"], model, source)
-    config = TrainConfig.from_dict(payload["config"])
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+    except (TypeError, ValueError) as err:
+        raise BadInput("path", "a training config this version of e2far-lite reads",
+                       f"{name!r}, refused: {err}") from None
     device = torch.device(device) if device is not None else default_device()
-    net = build_net(payload, model, config, source)
+    net = build_net(payload, model, config, source, argument="path")
     return net.to(device).eval(), model.to(device), config
 
 
@@ -244,12 +293,15 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     if check_path(dst, "dst").is_dir():
         raise ValueError(f"dst: expected a file name for the exported checkpoint, got the "
                          f"folder {str(dst)!r}")
-    payload = read_checkpoint(src)
+    try:
+        payload = read_checkpoint(src)
+    except BadInput as err:
+        raise err.renamed("src") from None
     payload.pop("train_state", None)
     payload["net"] = {k: v.half() if half and v.is_floating_point() else v
                       for k, v in payload["net"].items()}
     return _atomic_save(payload, Path(dst))
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "export_checkpoint", "read_checkpoint",
-           "build_net", "model_fingerprint", "model_info", "check_model"]
+__all__ = ["save_checkpoint", "load_checkpoint", "from_payload", "export_checkpoint",
+           "read_checkpoint", "build_net", "model_fingerprint", "model_info", "check_model"]

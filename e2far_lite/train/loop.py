@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from ..devices import cpu_has_fast_bf16, default_device
+from ..errors import BadInput, MissingFile
 from ..model.morphable_model import MorphableModel
 from ..nets.network import E2FARNet
 from ..paths import cache_dir as default_cache_dir
@@ -189,6 +190,10 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
         a :class:`TrainResult`.
 
     Raises:
+        BadInput: named ``resume`` or ``init`` (``config.init``): that checkpoint is missing
+            (a :class:`~e2far_lite.errors.MissingFile`), unreadable, or does not fit this run
+            (a weights-only file to resume, another config, network or morphable model). Both
+            are read once, before ``out_dir`` is created.
         RuntimeError: the loss became NaN or infinite; the message names the step, and
             ``last.pt`` still holds the last checkpoint written before it.
     """
@@ -206,11 +211,13 @@ def train(config: TrainConfig | str, out_dir: str | os.PathLike,
     progress = progress and proc.is_main
     cache_dir = cache_dir or default_cache_dir()
     paths = _output_paths(out_dir)
-    payload = _resume_payload(resume, paths["last"], cfg)
+    payload = _resume_payload(resume, paths["last"], cfg)  # each file read once, here
+    initial = _init_payload(cfg) if payload is None and cfg.init else None
+    paths["last"].parent.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)
     model = model if model is not None else MorphableModel.default()
-    net, train_net = _network(payload, model, cfg, proc, device)
+    net, train_net = _network(payload, initial, model, cfg, proc, device)
     model = model.to(device)
     loss_fn = MultiTaskLoss(model, cfg.loss).to(device)
     optimizer = make_optimizer(net, cfg)
@@ -291,46 +298,87 @@ def _checked(config: TrainConfig | str) -> TrainConfig:
 
 
 def _output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
-    """The run's files in ``out_dir`` (created): ``last``, ``best``, ``csv``, ``json``."""
+    """The run's files in ``out_dir`` (not created here): ``last``, ``best``, ``csv``,
+    ``json``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     return {"last": out / "last.pt", "best": out / "best.pt", "csv": out / "history.csv",
             "json": out / "history.json"}
+
+
+def _read_for(argument: str, path: str | os.PathLike, advice: str = "") -> dict[str, Any]:
+    """:func:`~e2far_lite.train.read_checkpoint`, its refusals named by :func:`train`'s own
+    ``argument`` (``"resume"``, ``"init"``) instead of ``path``; ``advice`` follows the
+    message for a missing file."""
+    try:
+        return read_checkpoint(path)
+    except MissingFile:
+        raise MissingFile(argument, "a checkpoint file",
+                          f"{str(path)!r}, which does not exist{advice}") from None
+    except BadInput as err:
+        raise err.renamed(argument) from None
+
+
+def _stored_config(argument: str, payload: dict[str, Any], name: str) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint was trained with, refused as ``argument``."""
+    try:
+        return TrainConfig.from_dict(payload["config"])
+    except (TypeError, ValueError) as err:
+        raise BadInput(argument, "a training config this version of e2far-lite reads",
+                       f"{name!r}, refused: {err}") from None
 
 
 def _resume_payload(resume: str | os.PathLike | None, last: Path,
                     config: TrainConfig) -> dict[str, Any] | None:
     """The training checkpoint to resume from (``None``: start afresh), checked against
-    ``config``."""
+    ``config``; refusals are named ``resume``."""
     if resume is None:
         return None
     if str(resume) == "auto":
         if not last.is_file():
             return None
         resume = last
-    payload = read_checkpoint(resume)
+    payload = _read_for("resume", resume)
+    name = Path(resume).name
     if "train_state" not in payload:
-        raise ValueError(f"resume: expected a training checkpoint (with optimizer state), got "
-                         f"{Path(resume).name!r}, a weights-only file")
-    differences = config_differences(TrainConfig.from_dict(payload["config"]), config,
+        raise BadInput("resume", "a training checkpoint (with optimizer state)",
+                       f"{name!r}, a weights-only file")
+    differences = config_differences(_stored_config("resume", payload, name), config,
                                      ignore=RESUMABLE_CHANGES)
     if differences:
-        raise ValueError(f"resume: checkpoint {str(resume)!r} was made with another config "
-                         "(checkpoint vs now): " + "; ".join(differences))
+        listed = "(checkpoint vs now): " + "; ".join(differences)
+        raise BadInput("resume", f"a checkpoint made with this config (only "
+                                 f"{', '.join(RESUMABLE_CHANGES)} may differ)",
+                       f"{str(resume)!r}, made with another config {listed}",
+                       message=f"resume: checkpoint {str(resume)!r} was made with another "
+                               f"config {listed}")
     return payload
 
 
-def _network(payload: dict[str, Any] | None, model: MorphableModel, cfg: TrainConfig,
-             proc: distributed.Process, device: torch.device,
-             ) -> tuple[E2FARNet, torch.nn.Module]:
+def _init_payload(cfg: TrainConfig) -> dict[str, Any]:
+    """The checkpoint of ``cfg.init`` (a training or exported one), refused as ``init`` when it
+    is missing, unreadable, or holds another network than this config's."""
+    payload = _read_for("init", cfg.init, advice=" (train the run that writes it first, or "
+                        "start from another checkpoint, e.g. train --init data/e2far_lite.pt)")
+    theirs = _stored_config("init", payload, Path(cfg.init).name)
+    mine, stored = dataclasses.asdict(cfg.net), dataclasses.asdict(theirs.net)
+    differences = [f"net.{k}: {stored[k]!r} vs {mine[k]!r}" for k in mine if stored[k] != mine[k]]
+    if differences:
+        raise BadInput("init", "the network of this config",
+                       f"{cfg.init!r}, another (checkpoint vs now): " + "; ".join(differences))
+    return payload
+
+
+def _network(payload: dict[str, Any] | None, initial: dict[str, Any] | None,
+             model: MorphableModel, cfg: TrainConfig, proc: distributed.Process,
+             device: torch.device) -> tuple[E2FARNet, torch.nn.Module]:
     """``(net, train_net)`` on ``device`` in training mode: a fresh network (drawn from torch's
-    RNG) or the checkpoint's. ``train_net`` is what the training forward calls: ``net`` itself,
-    DDP around it with several processes, compiled when ``cfg.compile``."""
+    RNG), or the weights of the checkpoint to resume (``payload``) or start from
+    (``initial``). ``train_net`` is what the training forward calls: ``net`` itself, DDP
+    around it with several processes, compiled when ``cfg.compile``."""
     if payload is not None:
-        check_model(payload["model"], model, "resume checkpoint")
-        net = build_net(payload, model, cfg)
-    elif cfg.init:
-        net = _initial_weights(cfg, model)
+        net = _stored_net("resume", payload, model, cfg, "resume checkpoint")
+    elif initial is not None:
+        net = _stored_net("init", initial, model, cfg, f"init checkpoint {cfg.init!r}")
     else:
         net = E2FARNet(model.num_id, model.num_exp, cfg.net)
     net = net.to(device).train()
@@ -345,23 +393,16 @@ def _network(payload: dict[str, Any] | None, model: MorphableModel, cfg: TrainCo
     return net, train_net
 
 
-def _initial_weights(cfg: TrainConfig, model: MorphableModel) -> E2FARNet:
-    """A network holding the weights of ``cfg.init`` (a training or exported checkpoint),
-    refused when its network or morphable model differs from this run's."""
-    if not Path(cfg.init).is_file():
-        raise FileNotFoundError(f"init: expected a checkpoint file, got {cfg.init!r}, which "
-                                "does not exist (train the run that writes it first, or start "
-                                "from another checkpoint, e.g. train --init data/e2far_lite.pt)")
-    payload = read_checkpoint(cfg.init)
-    source = f"init checkpoint {cfg.init!r}"
-    check_model(payload["model"], model, source)
-    theirs = TrainConfig.from_dict(payload["config"])
-    mine, stored = dataclasses.asdict(cfg.net), dataclasses.asdict(theirs.net)
-    differences = [f"net.{k}: {stored[k]!r} vs {mine[k]!r}" for k in mine if stored[k] != mine[k]]
-    if differences:
-        raise ValueError(f"{source}: expected the network of this config, got another "
-                         "(checkpoint vs now): " + "; ".join(differences))
-    return build_net(payload, model, cfg, source)
+def _stored_net(argument: str, payload: dict[str, Any], model: MorphableModel,
+                cfg: TrainConfig, source: str) -> E2FARNet:
+    """A network holding a checkpoint's weights, refused as ``argument`` (``"resume"``,
+    ``"init"``) when it was trained for another morphable model or its weights do not fit."""
+    try:
+        check_model(payload["model"], model, source)
+    except BadInput as err:  # the file was chosen for this run's model: the file is refused
+        raise BadInput(argument, "a checkpoint trained for this run's morphable model",
+                       f"one trained for {err.received}") from None
+    return build_net(payload, model, cfg, source, argument=argument)
 
 
 def training_batches(config: TrainConfig, model: MorphableModel,

@@ -170,8 +170,8 @@ def test_resume_auto_from_a_damaged_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "last.pt").write_text("hello")
-    with pytest.raises(SystemExit, match=r"^--resume: path: .*'last.pt', refused: not a "
-                                         r"torch.save file"):
+    with pytest.raises(SystemExit, match=r"^--resume: expected an e2far-lite checkpoint .*, "
+                                         r"got 'last.pt', refused: not a torch.save file"):
         main(["train", "--config", "smoke", "--steps", "2", "--quiet", "--out", str(run),
               "--resume", "auto", "--cache-dir", str(tmp_path / "cache")])
     assert sorted(p.name for p in run.iterdir()) == ["last.pt"]  # the run's folder is kept
