@@ -8,7 +8,12 @@ Four pieces, each run on fresh random inputs and compared with :mod:`e2far_lite.
 * ``zbuffer(screen, triangles, size)``: a z-buffer rasterizer for a small mesh
   (:func:`~e2far_lite.render.rasterize`);
 * ``lambert(normals, albedo, lights)``: ambient + diffuse shading (:func:`shade` without its
-  specular highlight).
+  specular highlight);
+
+and, in the closing exercise, the data's photometric augmentation:
+
+* ``colour_jitter(images, brightness, contrast, saturation)``: the colour jitter and 8-bit
+  rounding of :func:`e2far_lite.synth.augment.apply` (with its blur and noise off).
 
 Screen coordinates are the package's: x right, y down, in pixels; pixel (i, j) is centred at
 (j + 0.5, i + 0.5); depth is the camera-frame z in mm.
@@ -24,6 +29,7 @@ from torch import Tensor
 
 from ..render import Lights, perspective_project, rasterize, shade
 from ..render.rasterizer import _edge
+from ..synth.augment import apply as augment
 from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
 
 #: the share of pixels whose triangle must match the package's rasterizer
@@ -272,5 +278,117 @@ def check_lambert(lambert: Callable) -> None:
            "highlight, on fresh random normals (of any length), albedos and lights, to 1e-5")
 
 
-__all__ = ["check_barycentric", "check_edge", "check_lambert", "check_project", "check_zbuffer",
-           "random_mesh"]
+# ---------------------------------------------------------------------------------------------
+# 4. the colour jitter of the data augmentation
+
+#: one 8-bit step, the quantum of an augmented image
+STEP = 1 / 255
+
+
+def random_images(g: torch.Generator, batch: int, height: int, width: int) -> Tensor:
+    """(B, 3, H, W) float64 images in [0, 1]: each image has its own brightness and tint, so that
+    image means and channel means differ, and its pixels vary around them."""
+    base = 0.15 + 0.7 * torch.rand(batch, 1, 1, 1, generator=g, dtype=torch.float64)
+    tint = 0.3 * torch.rand(batch, 3, 1, 1, generator=g, dtype=torch.float64) - 0.15
+    pixels = 0.4 * torch.rand(batch, 3, height, width, generator=g, dtype=torch.float64) - 0.2
+    return (base + tint + pixels).clamp(0, 1)
+
+
+def _jitter(images: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor, *,
+            luma: bool = False, mean_dims: tuple[int, ...] = (1, 2, 3), swap: bool = False,
+            quantise_each: bool = False) -> Tensor:
+    """The colour jitter with one of the slips a check looks for (all off: the package's):
+    ``luma`` greys with the TV weights, ``mean_dims`` averages the contrast's mean over other
+    dims, ``swap`` exchanges the two centres, ``quantise_each`` clamps and rounds every step."""
+    def per_image(factor: Tensor) -> Tensor:
+        return factor.to(images)[:, None, None, None]
+
+    def step(x: Tensor) -> Tensor:
+        return (x.clamp(0, 1) * 255).round() / 255 if quantise_each else x
+
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype)[:, None, None]
+    grey = (images * weights).sum(1, keepdim=True) if luma else images.mean(1, keepdim=True)
+    centre = images.mean(mean_dims, keepdim=True)
+    out = step((centre if swap else grey) + (images - (centre if swap else grey))
+               * per_image(saturation))
+    mean = out.mean(1, keepdim=True) if swap else out.mean(mean_dims, keepdim=True)
+    out = step((out - mean) * per_image(contrast) + mean)
+    return ((out * per_image(brightness)).clamp(0, 1) * 255).round() / 255
+
+
+#: slips a wrong colour jitter often makes, each with what the message says about it
+_JITTER_SLIPS = (
+    (dict(mean_dims=(0, 1, 2, 3)), "your result is the contrast about the mean of the whole "
+     "batch; the package takes each image's own mean"),
+    (dict(mean_dims=(2, 3)), "your result is the contrast about each channel's mean; the "
+     "package takes each image's mean over all three channels and all pixels"),
+    (dict(luma=True), "your grey weighs the channels (0.299, 0.587, 0.114); the package's grey "
+     "is the plain mean of the three channels"),
+    (dict(swap=True), "your result has the two centres swapped: saturation moves each pixel "
+     "about its own grey, contrast about the image's mean"),
+    (dict(quantise_each=True), "your result clamps and rounds after every step; the package "
+     "does it once, at the end (a value may leave [0, 1] on the way)"),
+)
+
+
+def _matches(got: Tensor, expected: Tensor) -> bool:
+    """Equal, but for rare one-step flips where rounding in another order crossed a half step."""
+    diff = (got.detach().cpu().double() - expected).abs()
+    wrong = diff > 1e-6
+    return bool(diff.max() <= STEP + 1e-6) and int(wrong.sum()) <= max(1, wrong.numel() // 500)
+
+
+def check_colour_jitter(colour_jitter: Callable) -> None:
+    """``colour_jitter(images (B, 3, H, W) in [0, 1], brightness, contrast, saturation (B,))``
+    -> (B, 3, H, W) must equal :func:`e2far_lite.synth.augment.apply` with blur and noise off
+    (saturation about each pixel's grey, contrast about each image's mean, brightness, then
+    clamp and round to 8-bit steps), on fresh random images: each factor alone, then all three.
+    A few pixels may differ by one 8-bit step (rounding in another order)."""
+    g = fresh_generator()
+    batch = int(torch.randint(2, 5, (), generator=g))
+    height, width = (int(v) for v in torch.randint(5, 10, (2,), generator=g))
+    width = width + 1 if width == height else width  # H, W, B and 3 all differ: no lucky
+    # broadcasting
+
+    def factors(low: float, high: float) -> Tensor:
+        return low + (high - low) * torch.rand(batch, generator=g, dtype=torch.float64)
+
+    one = torch.ones(batch, dtype=torch.float64)
+    stages = (("all factors 1", one, one, one),
+              ("only saturation varied (brightness = contrast = 1)", one, one, factors(0, 2)),
+              ("only contrast varied", one, factors(0.3, 1.7), one),
+              ("only brightness varied", factors(0.5, 1.5), one, one),
+              ("all three varied", factors(0.5, 1.5), factors(0.3, 1.7), factors(0, 2)))
+    for label, brightness, contrast, saturation in stages:
+        images = random_images(g, batch, height, width)
+        params = torch.stack([brightness, contrast, saturation, 0 * one, 0 * one], 1)
+        expected = augment(images, params, torch.zeros_like(images))  # blur and noise off
+        what = (f"colour_jitter(images of shape {tuple(images.shape)}, brightness, contrast, "
+                f"saturation) with {label}")
+        got = _tensor(call(colour_jitter, what, images.clone(), brightness.clone(),
+                           contrast.clone(), saturation.clone()), what, tuple(images.shape))
+        values = got.detach().cpu().double()
+        if bool(torch.isnan(values).any()):
+            raise CheckFailed(f"{what}: NaN in the result")
+        if bool((values < -1e-6).any() or (values > 1 + 1e-6).any()):
+            raise CheckFailed(f"{what}: values from {float(values.min()):.4g} to "
+                              f"{float(values.max()):.4g}: an image must stay in [0, 1] (clamp "
+                              "it once the three factors are applied)")
+        off_step = (values * 255 - (values * 255).round()).abs()
+        if bool((off_step > 1e-3).any()):
+            first = tuple(int(i) for i in torch.nonzero(off_step > 1e-3)[0])
+            raise CheckFailed(f"{what}: the value at index {first} is {float(values[first]):.6g}"
+                              ", not a multiple of 1/255: round each value to the nearest 8-bit "
+                              "step, as a saved photo would be")
+        if _matches(values, expected):
+            continue
+        for slip, message in _JITTER_SLIPS:
+            if _matches(values, _jitter(images, brightness, contrast, saturation, **slip)):
+                raise CheckFailed(f"{what}: {message}")
+        compare(values, expected, what, atol=1e-6, rtol=0)
+    passed("colour_jitter equals the package's augmentation with blur and noise off (each factor "
+           "alone, then all three), on fresh random images, to one 8-bit step on a few pixels")
+
+
+__all__ = ["check_barycentric", "check_colour_jitter", "check_edge", "check_lambert",
+           "check_project", "check_zbuffer", "random_images", "random_mesh"]

@@ -1,13 +1,15 @@
-"""Checks for notebook 05: the vertex loss, its Gram form, the multi-task loss and a training
-loop, written by the student and compared with :mod:`e2far_lite.train` on fresh random inputs.
+"""Checks for notebook 05: the vertex loss, its Gram form, the multi-task loss, a training
+loop and its learning-rate schedule, written by the student and compared with
+:mod:`e2far_lite.train` on fresh random inputs.
 
-The four pieces, as the notebook names them::
+The pieces, as the notebook names them::
 
     vertex_loss(model, pred, target)        -> (neutral, expression), mm², built from vertices
     basis_gram(basis, std)                  -> (K, K) mm², the basis Gram matrix
     gram_loss(delta, gram, num_vertices)    -> (B,) mm², dᵀ G d / V per face
     multitask_loss(loss_fn, pred, target)   -> the scalar that MultiTaskLoss calls "total"
     train_loop(net, loss_fn, optimizer, config, next_batch, steps) -> each step's loss
+    my_lr(step, config)                     -> the learning rate of that step, as lr_at
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch import Tensor
 from ..model.morphable_model import NUM_LANDMARKS, MorphableModel
 from ..nets.network import E2FARNet
 from ..train.configs import TrainConfig, get_config
-from ..train.loop import make_optimizer, train, training_batches
+from ..train.loop import lr_at, make_optimizer, train, training_batches
 from ..train.losses import (
     LossConfig,
     MultiTaskLoss,
@@ -262,5 +264,137 @@ def check_training_loop(train_loop: Callable, model: MorphableModel | None = Non
            "of 3 steps and the same weights after them, from a fresh random initialisation")
 
 
+# ---------------------------------------------------------------------------- the schedule
+def random_schedules(g: torch.Generator) -> list[tuple[str, TrainConfig]]:
+    """(label, config) of fresh random schedules: steps, warm-up, peak rate and floor drawn
+    afresh, with the edge cases no warm-up and a single step after the warm-up."""
+    def randint(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (), generator=g))
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=g))
+
+    def schedule(steps: int, warmup_steps: int) -> TrainConfig:
+        return get_config("smoke", steps=steps, warmup_steps=warmup_steps,
+                          lr=float(f"{10 ** uniform(-4, -2):.3g}"),
+                          min_lr_ratio=round(uniform(0.02, 0.3), 3))
+
+    steps = randint(40, 300)
+    warmup = randint(3, 20)
+    return [("a random schedule", schedule(steps, randint(3, steps // 3))),
+            ("no warm-up (warmup_steps = 0)", schedule(randint(20, 200), 0)),
+            ("one step after the warm-up (steps = warmup_steps + 1)", schedule(warmup + 1, warmup)),
+            ("a long schedule", schedule(randint(5_000, 40_000), randint(100, 1_000)))]
+
+
+def _schedule_steps(config: TrainConfig, g: torch.Generator) -> list[int]:
+    """Every step of a short schedule; of a long one, the steps around the warm-up's end and the
+    last step, and random steps between."""
+    steps, warmup = config.steps, config.warmup_steps
+    if steps <= 400:
+        return list(range(steps))
+    chosen = {0, 1, warmup - 1, warmup, warmup + 1, steps // 2, steps - 2, steps - 1}
+    chosen |= {int(t) for t in torch.randint(steps, (40,), generator=g)}
+    return sorted(t for t in chosen if 0 <= t < steps)
+
+
+def _cosine(step: int, config: TrainConfig, floor: float, span: int, rising: bool = False,
+            turns: float = 0.5) -> float:
+    """The cosine part from ``lr`` down to ``floor`` over ``span`` steps (or up, ``rising``);
+    ``turns`` = 1 goes down and back up, a whole period."""
+    progress = min(1.0, (step - config.warmup_steps) / max(1, span))
+    cosine = math.cos(2 * math.pi * turns * progress)
+    return floor + 0.5 * (config.lr - floor) * (1 - cosine if rising else 1 + cosine)
+
+
+def _schedule_slips(config: TrainConfig) -> list[tuple[Callable[[int], float], str]]:
+    """(a wrong schedule, what the message says about it): slips a schedule often makes."""
+    lr, warmup, steps = config.lr, config.warmup_steps, config.steps
+    floor = lr * config.min_lr_ratio
+    span = steps - 1 - warmup
+
+    def warm(step: int, warm_up: Callable[[int], float],
+             after: Callable[[int], float] | None = None) -> float:
+        return warm_up(step) if step < warmup else (after or (lambda t: lr_at(t, config)))(step)
+
+    return [
+        (lambda t: warm(t, lambda t: lr * t / warmup),
+         f"your warm-up is one step behind: step 0 is the first update and already takes "
+         f"lr/T_w, and the warm-up reaches lr at step T_w − 1 = {warmup - 1}"),
+        (lambda t: warm(t, lambda t: lr),
+         f"your warm-up starts at lr; over the first T_w = {warmup} steps the rate must rise "
+         "linearly, from lr/T_w at step 0 to lr at step T_w − 1"),
+        (lambda t: warm(t, lambda t: lr * (t + 1) / warmup, lambda t: _cosine(t, config, 0, span)),
+         f"your cosine ends at 0; it must end at min_lr_ratio · lr (here "
+         f"{config.min_lr_ratio:g} · {lr:g} = {floor:.6g}) at the last step"),
+        (lambda t: warm(t, lambda t: lr * (t + 1) / warmup,
+                        lambda t: _cosine(t, config, floor, span, rising=True)),
+         "your cosine rises; it must fall, from lr at step T_w to min_lr_ratio · lr at the last "
+         "step"),
+        (lambda t: warm(t, lambda t: lr * (t + 1) / warmup,
+                        lambda t: _cosine(t, config, floor, span, turns=1)),
+         "your cosine comes back up to lr at the last step: it must be half a period (an angle "
+         "from 0 to π), from lr down to min_lr_ratio · lr"),
+        (lambda t: warm(t, lambda t: lr * (t + 1) / warmup,
+                        lambda t: _cosine(t, config, floor, span + 1)),
+         f"your cosine reaches its floor one step too late: steps are 0-based, so the last step "
+         f"is T − 1 = {steps - 1}, and it must take min_lr_ratio · lr"),
+    ]
+
+
+def _same_rate(got: float, expected: float, config: TrainConfig) -> bool:
+    """Equal learning rates, but for float rounding."""
+    return math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-9 * config.lr)
+
+
+def check_lr_schedule(my_lr: Callable) -> None:
+    """``my_lr(step, config)`` -> the learning rate of update ``step`` (0-based), a number equal
+    to :func:`~e2far_lite.train.lr_at` (to a relative 1e-6), on fresh random schedules (steps,
+    warm-up, peak rate and floor drawn afresh, with no warm-up and with a single step after the
+    warm-up among them), at every step of a short schedule and at the boundary and random steps
+    of a long one."""
+    g = fresh_generator()
+    for label, config in random_schedules(g):
+        steps = _schedule_steps(config, g)
+        named = (f"steps={config.steps}, warmup_steps={config.warmup_steps}, lr={config.lr:g}, "
+                 f"min_lr_ratio={config.min_lr_ratio:g}")
+        got = {}
+        for step in steps:
+            what = f"my_lr({step}, config) for {label} ({named})"
+            try:
+                value = call(my_lr, what, step, config)
+            except CheckFailed as err:
+                single = config.steps == config.warmup_steps + 1
+                raise CheckFailed(f"{err}" + (" (here T − 1 − T_w = 0: a single step follows "
+                                              "the warm-up, and it takes lr)" if single else "")
+                                  ) from None
+            not_written(value, what)
+            if isinstance(value, Tensor) and value.numel() == 1:
+                value = value.item()
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise CheckFailed(f"{what}: expected a number (the learning rate), got "
+                                  f"{type(value).__name__}")
+            got[step] = float(value)
+        expected = {t: lr_at(t, config) for t in steps}
+        wrong = [t for t in steps if not _same_rate(got[t], expected[t], config)]
+        if not wrong:
+            continue
+        first = wrong[0]
+        phase = (f"in the warm-up (steps 0 to {config.warmup_steps - 1})"
+                 if first < config.warmup_steps else
+                 f"in the cosine (steps {config.warmup_steps} to {config.steps - 1})")
+        where = (f"my_lr(step, config) for {label} ({named}): {len(wrong)} of {len(steps)} "
+                 f"steps differ; the first is "
+                 f"step {first}, {phase}: my_lr gives {got[first]:.6g}, lr_at "
+                 f"{expected[first]:.6g}")
+        for slip, message in _schedule_slips(config):
+            if all(_same_rate(got[t], slip(t), config) for t in steps):
+                raise CheckFailed(f"{where}. {message}")
+        raise CheckFailed(f"{where} (compare with the formula of section 5)")
+    passed("my_lr equals lr_at on fresh random schedules (no warm-up, a single step after it, "
+           "short and long), at every step tested")
+
+
 __all__ = ["check_vertex_loss", "check_gram_loss", "check_multitask_loss",
-           "check_training_loop", "random_coefficients"]
+           "check_training_loop", "check_lr_schedule", "random_coefficients",
+           "random_schedules"]

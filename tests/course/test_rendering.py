@@ -9,12 +9,14 @@ import torch
 from e2far_lite.course.checks import CheckFailed
 from e2far_lite.course.rendering import (
     check_barycentric,
+    check_colour_jitter,
     check_edge,
     check_lambert,
     check_project,
     check_zbuffer,
 )
 from e2far_lite.render import perspective_project, rasterize, shade
+from e2far_lite.synth.augment import apply
 
 
 def edge(a, b, p):
@@ -69,7 +71,7 @@ def test_the_package_and_the_notebook_solutions_pass(capsys):
 
 
 @pytest.mark.parametrize("check", [check_project, check_edge, check_barycentric, check_zbuffer,
-                                   check_lambert])
+                                   check_lambert, check_colour_jitter])
 def test_an_unwritten_piece_is_reported_as_not_written(check):
     def stub(*args):
         ...
@@ -119,3 +121,46 @@ def test_wrong_shading_fails():
         check_lambert(lambda n, a, lights: lambert(n, a, lights, clamp=False))
     with pytest.raises(CheckFailed, match="random length"):
         check_lambert(lambda n, a, lights: lambert(n, a, lights, normalize=False))
+
+
+def colour_jitter(images, brightness, contrast, saturation, image_mean=(1, 2, 3), round=True,
+                  clamp=True):
+    """The notebook's solution; the keywords make the slips the check names."""
+    def per_image(factor):
+        return factor[:, None, None, None]
+
+    grey = images.mean(1, keepdim=True)
+    out = grey + (images - grey) * per_image(saturation)
+    mean = out.mean(image_mean, keepdim=True)
+    out = ((out - mean) * per_image(contrast) + mean) * per_image(brightness)
+    out = out.clamp(0, 1) if clamp else out
+    return torch.round(out * 255) / 255 if round else out
+
+
+def test_colour_jitter_passes_the_solution_in_any_order_and_precision(capsys):
+    check_colour_jitter(colour_jitter)
+    check_colour_jitter(lambda images, b, c, s: apply(
+        images, torch.stack([b, c, s, 0 * b, 0 * b], 1), torch.zeros_like(images)))
+
+    def brightness_first_in_float32(images, brightness, contrast, saturation):
+        # the three steps commute; only the clamp and the rounding must come last
+        images, brightness = images.float(), brightness.float()
+        return colour_jitter(images * brightness[:, None, None, None], torch.ones_like(
+            brightness), contrast.float(), saturation.float())
+
+    check_colour_jitter(brightness_first_in_float32)
+    assert capsys.readouterr().out.count("✓") == 3
+
+
+def test_wrong_colour_jitters_are_refused_saying_why():
+    with pytest.raises(CheckFailed, match="all factors 1: .* not a multiple of 1/255"):
+        check_colour_jitter(lambda *args: colour_jitter(*args, round=False))
+    with pytest.raises(CheckFailed, match=r"must stay in \[0, 1\]"):
+        check_colour_jitter(lambda *args: colour_jitter(*args, clamp=False))
+    with pytest.raises(CheckFailed, match="only contrast varied: .* mean of the whole batch"):
+        check_colour_jitter(lambda *args: colour_jitter(*args, image_mean=(0, 1, 2, 3)))
+    with pytest.raises(CheckFailed, match="each channel's mean"):
+        check_colour_jitter(lambda *args: colour_jitter(*args, image_mean=(2, 3)))
+    with pytest.raises(CheckFailed, match=r"only brightness varied: .* elements differ"):
+        check_colour_jitter(lambda images, b, c, s: colour_jitter(images, torch.ones_like(b), c,
+                                                                  s))  # brightness forgotten

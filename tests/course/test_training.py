@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from e2far_lite.course.checks import CheckFailed
 from e2far_lite.course.training import (
     check_gram_loss,
+    check_lr_schedule,
     check_multitask_loss,
     check_training_loop,
     check_vertex_loss,
+    random_schedules,
 )
 from e2far_lite.train import gram_matrix, lr_at, quadratic_vertex_loss
 
@@ -86,3 +90,46 @@ def test_wrong_pieces_are_refused_with_what_differs():
         check_multitask_loss(fixed_lambda)
     with pytest.raises(CheckFailed, match="the loss of step 1.*lr_at\\(0, config\\)"):
         check_training_loop(lambda *args: train_loop(*args, constant_lr=True))
+
+
+def my_lr(step, config, slip=None):
+    """The notebook's solution; ``slip`` makes one of the mistakes the check names."""
+    lr, warmup = config.lr, config.warmup_steps
+    if step < warmup:
+        return lr * (step if slip == "late warm-up" else step + 1) / warmup
+    floor = 0.0 if slip == "no floor" else config.min_lr_ratio * lr
+    span = config.steps - 1 - warmup
+    span = span if slip == "no guard" else max(1, span)
+    progress = (step - warmup) / span
+    return floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def test_random_schedules_include_the_edge_cases():
+    configs = dict(random_schedules(torch.Generator().manual_seed(0)))
+    assert any(c.warmup_steps == 0 for c in configs.values())
+    assert any(c.steps == c.warmup_steps + 1 for c in configs.values())
+    assert len({c.min_lr_ratio for c in configs.values()}) > 1
+
+
+def test_the_schedule_check_passes_the_solution_and_lr_at(capsys):
+    check_lr_schedule(my_lr)
+    check_lr_schedule(lr_at)
+    check_lr_schedule(lambda step, config: torch.tensor(my_lr(step, config)))  # a 0-dim tensor
+    assert capsys.readouterr().out.count("✓") == 3
+
+
+def test_wrong_schedules_are_refused_saying_why():
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_lr_schedule(lambda step, config: None)
+    with pytest.raises(CheckFailed, match=r"the first is step 0, in the warm-up .*: my_lr gives "
+                                          r"0, lr_at [\d.e-]+\. your warm-up is one step behind"):
+        check_lr_schedule(lambda step, config: my_lr(step, config, "late warm-up"))
+    with pytest.raises(CheckFailed, match="your warm-up starts at lr"):
+        check_lr_schedule(lambda step, config: config.lr if step < config.warmup_steps
+                          else my_lr(step, config))
+    with pytest.raises(CheckFailed, match="your cosine ends at 0"):
+        check_lr_schedule(lambda step, config: my_lr(step, config, "no floor"))
+    with pytest.raises(CheckFailed, match="ZeroDivisionError.*a single step follows the warm-up"):
+        check_lr_schedule(lambda step, config: my_lr(step, config, "no guard"))
+    with pytest.raises(CheckFailed, match="expected a number"):
+        check_lr_schedule(lambda step, config: [my_lr(step, config)])
