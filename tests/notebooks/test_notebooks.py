@@ -34,6 +34,11 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch):
     # every notebook has an exercise or a piece the student writes, which a cell checks
     assert any(re.search(r"\bcheck(_\w+)?\(", c.source) for c in nb.cells
                if c.cell_type == "code")
+    if path.stem.startswith("05"):  # the student's loop against train()'s recorded figures
+        compared = next(c for c in nb.cells if c.cell_type == "code"
+                        and "loop_reference.json" in c.source)
+        text = "".join(o.get("text", "") for o in compared.outputs)
+        assert text.count("within 10 %") == 3 and "NOT within" not in text, text
     if path.stem.startswith("08") and DEV_XML.is_file():
         measured = next(c for c in nb.cells if c.cell_type == "code"
                         and "dev_annotations()" in c.source)
