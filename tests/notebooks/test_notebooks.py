@@ -95,3 +95,19 @@ def test_readme_and_headers_state_the_measured_course_times():
     quick = record["notebooks"]["05_multitask_loss_and_training.ipynb"]
     assert f"it took **{quick['training_minutes']} min**" in training
     assert f"printed `{quick['training_figures']}`" in training
+
+
+def test_readme_and_docs_state_what_a_busy_machine_costs():
+    # experiments/busy_notebook05.py ran notebook 05 in full beside two busy loops
+    record = json.loads((experiments_dir() / "busy_notebook05.json").read_text())
+    training, load = record["training"], record["load_average_1min"]
+    assert record["busy_loops"] == 2 and training["stopped_by_budget"]
+    assert training["seconds"] <= training["budget_s"] + 30  # the budget and one validation
+    loads = f"load average {load['min']:.1f}–{load['max']:.1f}"
+    steps = f"{training['steps_done']:,} of 3,600 steps"
+    cell = f"{training['seconds'] / 60:.1f} min"
+    for text in ((REPO_ROOT / "README.md").read_text(),
+                 (REPO_ROOT / "docs" / "teaching.md").read_text()):
+        text = " ".join(text.split())
+        assert loads in text and steps in text and cell in text
+        assert f"{record['minutes']} min" in text
