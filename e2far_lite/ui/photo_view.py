@@ -21,8 +21,8 @@ import ipywidgets as widgets
 import numpy as np
 from torch import nn
 
+from ..errors import NoFaceFound
 from ..model.morphable_model import MorphableModel
-from ..photo.detect import box_convention, default_detector, detect_faces
 from ..photo.images import load_image
 from ..photo.mesh import render_overlay
 from ..photo.reconstruction import Reconstruction, reconstruct_faces
@@ -234,24 +234,19 @@ class PhotoUpload:
                 self._say(f"{name}: {problem}", error=True)
                 self._draw([], pixel_axes=True)
                 return
-            if box is None:
-                detector = default_detector()
-                boxes = detect_faces(photo, detector=detector)
-                convention = box_convention(detector)
-            else:
-                boxes, convention = [box], None  # a given box: tight around the landmarks
-            if not boxes:
-                self.faces = []
-                self._say(f"No face found in {name} ({width} × {height} px). Give its box "
-                          "instead: type x, y (its top-left corner), w and h in the face box "
-                          "fields above, in photo pixels read off the picture's axes, tight "
-                          "around the face (eyebrows to chin, jaw to jaw), then press "
-                          "“reconstruct”.", error=True)
-                self._draw([], pixel_axes=True)
-                return
+            # no box: reconstruct_faces detects the faces; a given box is tight around them
             self.faces = reconstruct_faces(photo, self.net, self.model, self.config,
-                                           boxes=boxes, convention=convention, name=name)
+                                           boxes=None if box is None else [box], name=name)
             self._draw(self.faces)
+        except NoFaceFound:
+            self.faces = []
+            self._say(f"No face found in {name} ({width} × {height} px). Give its box "
+                      "instead: type x, y (its top-left corner), w and h in the face box "
+                      "fields above, in photo pixels read off the picture's axes, tight "
+                      "around the face (eyebrows to chin, jaw to jaw), then press "
+                      "“reconstruct”.", error=True)
+            self._draw([], pixel_axes=True)
+            return
         except (ValueError, TypeError) as err:
             self._say(_named(err, name), error=True)
             return
