@@ -1,4 +1,5 @@
-"""Checks for notebook 07: integrated gradients and a linear probe's R², written by the student.
+"""Checks for notebook 07: integrated gradients, a linear probe's R² and the probes' pooled
+features, written by the student.
 
 - :func:`check_integrated_gradients`: the student's ``integrated_gradients(f, a, a0, steps)``
   against :func:`~e2far_lite.analysis.integrated_gradients`, at a random layer of a network,
@@ -7,24 +8,32 @@
   squares with an intercept, R² on held-out rows) against
   :func:`~e2far_lite.analysis.probes.probe_r2` with a vanishing ridge penalty, on fresh random
   features and targets.
+- :func:`check_pool_features`: the student's ``pool_features(maps, grid)`` (each layer's maps
+  average-pooled to a grid x grid and flattened) against the pooling of
+  :func:`~e2far_lite.analysis.probes.pooled_features`: on fresh random maps of random sizes
+  (multiples of the grid, then not), then on a network's own maps against ``pooled_features``
+  itself.
 
 A failure that matches one of the usual slips (gradients at the wrong points of the path, the
 wrong factor, a sum for an average; no intercept, the wrong ȳ, R² per column or on the training
-rows) says which, in words, without the code.
+rows; the features in the wrong order, a maximum for a mean, cells that do not overlap where
+the package's do) says which, in words, without the code.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..analysis.attribution import integrated_gradients as reference_ig
 from ..analysis.inputs import evaluating
+from ..analysis.probes import pooled_features
 from ..analysis.probes import probe_r2 as reference_r2
 from ..analysis.targets import target_function
 from ..model.morphable_model import MorphableModel
@@ -233,4 +242,127 @@ def check_probe_r2(probe_r2: Callable) -> None:
            "(no ridge penalty) on fresh random features and targets")
 
 
-__all__ = ["check_integrated_gradients", "check_probe_r2"]
+def _pool_variants(feature_map: Tensor, grid: int) -> list[tuple[Tensor, str]]:
+    """(B, C·grid²) features as the usual slips pool and flatten (B, C, H, W), each with what
+    is wrong, in words."""
+    pooled = F.adaptive_avg_pool2d(feature_map, grid)  # (B, C, grid, grid)
+    height, width = feature_map.shape[-2:]
+    return [
+        (pooled.permute(0, 2, 3, 1).flatten(1),
+         "ordered cell by cell (all channels of cell (0, 0), then of cell (0, 1), ...); the "
+         "package flattens the pooled (B, C, grid, grid) maps as they lie in memory, channel by "
+         "channel: feature c·grid² + i·grid + j is channel c's cell (i, j)"),
+        (pooled.mT.flatten(1),
+         "flattened with rows and columns swapped: cell (i, j) is row band i (down the map's "
+         "height H) and column band j (across its width W), and j runs fastest"),
+        (F.adaptive_max_pool2d(feature_map, grid).flatten(1),
+         "each cell's maximum; the probes average each cell"),
+        (pooled.flatten(1) * (height // grid) * (width // grid),
+         "each cell's sum; the probes average each cell"),
+    ]
+
+
+def _pool_hint(got: Tensor, feature_map: Tensor, grid: int) -> str:
+    """A sentence when ``got`` is one of the usual slips' features, else ``""``."""
+    got = got.detach().cpu().float()
+    for value, hint in _pool_variants(feature_map, grid):
+        if torch.allclose(got, value, atol=1e-5, rtol=1e-5):
+            return f". Your features are {hint}"
+    return ""
+
+
+def _compare_pooled(got: Any, expected: Mapping[str, Tensor], maps: Mapping[str, Tensor],
+                    grid: int, what: str, context: str, overlap_hint: str = "") -> None:
+    """Compare a dict of pooled features with ``expected``, layer by layer, with a hint for a
+    usual slip (or ``overlap_hint`` when none fits). ``what`` is the call, ``context`` says on
+    what maps."""
+    not_written(got, f"{what} {context}")
+    if not isinstance(got, Mapping):
+        shape = f" of shape {tuple(got.shape)}" if isinstance(got, Tensor) else ""
+        raise CheckFailed(f"{what} {context}: expected a dict {{layer: (B, C·grid²) "
+                          f"features}} like the maps' dict, got {type(got).__name__}{shape}")
+    if set(got) != set(expected):
+        raise CheckFailed(f"{what} {context}: expected the layers {list(expected)}, got "
+                          f"{list(got)}")
+    for layer, reference in expected.items():
+        try:
+            compare(got[layer], reference, f"{what}[{layer!r}] {context}", atol=1e-5,
+                    rtol=1e-5)
+        except CheckFailed as err:
+            if not (isinstance(got[layer], Tensor) and got[layer].shape == reference.shape):
+                raise
+            hint = _pool_hint(got[layer], maps[layer], grid) or overlap_hint
+            raise CheckFailed(f"{err}{hint}{'.' if hint else ''}") from None
+
+
+def _random_maps(g: torch.Generator, grid: int, multiples: bool,
+                 batch: int = 2) -> dict[str, Tensor]:
+    """{layer: (B, C, H, W)} of three random layers, random channels and sides: multiples of
+    ``grid`` with cells of 2 x 2 or more (so a cell's maximum or sum is not its mean), or not
+    (then W > H > ``grid``)."""
+    def side(wider: int) -> int:
+        if multiples:
+            return grid * int(torch.randint(2, 4, (), generator=g))
+        step = int(torch.randint(1, grid, (), generator=g))
+        return grid * (int(torch.randint(1, 3, (), generator=g)) + wider) + step
+
+    layers = [TAP_NAMES[int(i)] for i in torch.randperm(len(TAP_NAMES), generator=g)[:3]]
+    maps = {}
+    for layer in sorted(layers):
+        channels = int(torch.randint(2, 7, (), generator=g))
+        height, width = side(0), side(2)
+        maps[layer] = torch.randn(batch, channels, height, width, generator=g)
+    return maps
+
+
+def check_pool_features(pool_features: Callable, net: E2FARNet, batch: int = 2) -> None:
+    """``pool_features(maps, grid)``: ``{layer: (B, C, H, W)}`` -> ``{layer: (B, C·grid²)}``,
+    each map average-pooled to grid x grid cells and flattened channel by channel, must equal
+    the probes' features.
+
+    First on fresh random maps of three layers with random channels and sides (multiples of
+    the grid, then sides that are not, where PyTorch's adaptive cells overlap), against the
+    pooling :func:`~e2far_lite.analysis.probes.pooled_features` applies
+    (``F.adaptive_avg_pool2d(map, grid).flatten(1)``); then on ``net``'s own maps of ``batch``
+    random images, for grid 2 and 1, against ``pooled_features(net, images, grid=grid)``
+    itself, to 1e-5.
+
+    Args:
+        pool_features: the student's function.
+        net: the network (any :class:`~e2far_lite.nets.E2FARNet`).
+        batch: B, the number of random images.
+    """
+    g = fresh_generator()
+    for multiples in (True, False):
+        grid = int(torch.randint(2, 4, (), generator=g))
+        maps = _random_maps(g, grid, multiples)
+        sides = ", ".join(f"{layer} {tuple(m.shape)}" for layer, m in maps.items())
+        what = f"pool_features(maps, grid={grid})"
+        context = (f"on random maps {sides} (sides "
+                   f"{'multiples of the grid' if multiples else 'not multiples of the grid'})")
+        expected = {layer: F.adaptive_avg_pool2d(m, grid).flatten(1) for layer, m in maps.items()}
+        got = call(pool_features, f"{what} {context}",
+                   {layer: m.clone() for layer, m in maps.items()}, grid)
+        overlap = "" if multiples else (
+            ". Your pooling passed on maps whose sides are multiples of the grid; on these the "
+            "cells are not a clean partition: read again which rows and columns each cell "
+            "covers (neighbouring cells share a row or column here)")
+        _compare_pooled(got, expected, maps, grid, what, context, overlap)
+    size = net.config.image_size
+    images = torch.rand(batch, 3, size, size, generator=g)
+    with evaluating(net), torch.no_grad():
+        maps = {layer: m.float().cpu()
+                for layer, m in net.backbone(images.to(next(net.parameters()).device)).items()}
+    for grid in (2, 1):
+        what = f"pool_features(net.backbone(images), grid={grid})"
+        context = f"on {batch} random {size} px images, against pooled_features"
+        expected = pooled_features(net, images, TAP_NAMES, grid)
+        got = call(pool_features, f"{what} {context}",
+                   {layer: m.clone() for layer, m in maps.items()}, grid)
+        _compare_pooled(got, expected, maps, grid, what, context)
+    passed("pool_features(maps, grid) gives the probes' pooled features on fresh random maps "
+           "(sides multiples of the grid and not) and equals pooled_features on the network's "
+           "own maps, grid 2 and 1")
+
+
+__all__ = ["check_integrated_gradients", "check_pool_features", "check_probe_r2"]

@@ -8,9 +8,13 @@ baseline, written by the student.
   ``rigid_align(..., scale=True)`` and the RMSE it gives.
 - :func:`check_affine_camera`: the affine camera fitted to 2D landmarks by least squares, against
   :func:`~e2far_lite.evaluate.fitting.affine_camera`, the first step of the fitting baseline.
+- :func:`check_nme`: the 2D landmark NME in percent, against 100 x the package's
+  :func:`~e2far_lite.model.landmark_nme`; a wrong value that matches a usual slip (another
+  normaliser, squared distances, hidden landmarks counted, a fraction for a percentage) is named.
 
-Every check draws fresh random shapes: random points moved by a random similarity (or mirrored,
-where only the reflection fix gives the right answer), plus noise.
+Every check draws fresh random inputs: random points moved by a random similarity (or mirrored,
+where only the reflection fix gives the right answer), plus noise; random landmark sets with
+noisy predictions, some of them hidden.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..evaluate.fitting import affine_camera
-from ..model.metrics import rigid_align, vertex_rmse
+from ..model.metrics import landmark_nme, rigid_align, vertex_rmse
 from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
 
 #: the spread of the random point sets along x, y, z in mm: face-sized and anisotropic, so the
@@ -217,5 +221,145 @@ def check_affine_camera(affine_camera_fn: Callable) -> None:
            "on fresh random cameras, all points visible and some hidden")
 
 
-__all__ = ["check_affine_camera", "check_best_rotation", "check_similarity_transform",
-           "random_camera_problem", "random_pair", "random_rotation"]
+#: 0-based indices of the 68-point scheme (iBUG 300-W, dlib): the outer eye corners, and each
+#: eye's six points, whose centre is taken for its pupil
+OUTER_EYE_CORNERS = (36, 45)
+EYES = (range(36, 42), range(42, 48))
+
+
+def random_landmarks(batch: int, g: torch.Generator,
+                     hidden: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Random 68-landmark sets: predictions (B, 68, 2) px, targets (B, 68, 2) px, and visible
+    (B, 68) bool.
+
+    The targets are scattered around a random centre, with a random spread in x and another in
+    y, so the landmark box is not square; each face's predictions are its targets plus a few
+    pixels of noise and a small offset. A ``hidden`` fraction of the landmarks is not visible
+    (the first 10 always are): those targets lie farther out, most beyond the visible ones'
+    box, and their predictions are far worse, as a hidden point's would be.
+    """
+    f64 = torch.float64
+    centre = 60.0 + 140.0 * torch.rand(batch, 1, 2, generator=g, dtype=f64)
+    spread = torch.stack([12.0 + 18.0 * torch.rand(batch, generator=g, dtype=f64),
+                          18.0 + 27.0 * torch.rand(batch, generator=g, dtype=f64)], -1)
+    target = centre + torch.randn(batch, 68, 2, generator=g, dtype=f64) * spread[:, None]
+    sigma = 1.0 + 5.0 * torch.rand(batch, 1, 1, generator=g, dtype=f64)
+    noise = torch.randn(batch, 68, 2, generator=g, dtype=f64)
+    pred = target + sigma * noise + 2.0 * torch.randn(batch, 1, 2, generator=g, dtype=f64)
+    visible = torch.rand(batch, 68, generator=g) >= hidden
+    visible[:, :10] = True
+    out = ~visible[..., None]
+    target = torch.where(out, centre + 1.8 * (target - centre), target)
+    pred = torch.where(out, target + 4.0 * sigma * noise, pred)
+    return pred, target, visible
+
+
+def _box_size(points: Tensor, valid: Tensor, how: str) -> Tensor:
+    """(B,) a size of the box of ``points`` (B, P, 2) over ``valid`` (B, P): its side's
+    geometric mean, area, diagonal, longer side or mean side."""
+    inf = torch.tensor(float("inf"), dtype=points.dtype)
+    lo = torch.where(valid[..., None], points, inf).amin(1)
+    hi = torch.where(valid[..., None], points, -inf).amax(1)
+    w, h = (hi - lo).unbind(-1)
+    return {"sqrt": (w * h).sqrt(), "area": w * h, "diagonal": (w * w + h * h).sqrt(),
+            "longer": torch.maximum(w, h), "mean": (w + h) / 2}[how]
+
+
+def _nme_variants(pred: Tensor, target: Tensor,
+                  visible: Tensor) -> list[tuple[tuple[str, ...], Tensor]]:
+    """The NME (B,) as the usual slips compute it, each with what is wrong, in words (empty for
+    the right part): every combination of a numerator, a normaliser and a factor."""
+    dist = (pred - target).norm(dim=-1)  # (B, 68)
+    count = visible.sum(1)
+    zero = torch.zeros_like(dist)
+    every = torch.ones_like(visible)
+
+    def over_visible(values: Tensor) -> Tensor:
+        return torch.where(visible, values, zero).sum(1) / count
+
+    numerators = [
+        ("", over_visible(dist)),
+        ("they average the squared distances (the NME averages the distances themselves)",
+         over_visible(dist ** 2)),
+        ("they take the root mean square distance (the NME averages the distances themselves)",
+         over_visible(dist ** 2).sqrt()),
+        ("they average the coordinates' absolute differences (the NME averages each "
+         "landmark's Euclidean distance)", over_visible((pred - target).abs().mean(-1))),
+        ("they average over all 68 landmarks, hidden ones included (average over the visible "
+         "ones only)", dist.mean(1)),
+        ("they divide the visible landmarks' summed distances by 68 (divide by the number of "
+         "visible landmarks)", torch.where(visible, dist, zero).sum(1) / 68),
+    ]
+    left, right = OUTER_EYE_CORNERS
+    pupils = [target[:, list(eye)].mean(1) for eye in EYES]
+    normalisers = [
+        ("", _box_size(target, visible, "sqrt")),
+        ("they divide by the size of the box of all 68 true landmarks, hidden ones included "
+         "(the box is the visible landmarks' own)", _box_size(target, every, "sqrt")),
+        ("they divide by the size of the predicted landmarks' box (the normaliser is the true "
+         "landmarks' box)", _box_size(pred, visible, "sqrt")),
+        ("they divide by the box's diagonal √(w² + h²) (the NME divides by √(w·h))",
+         _box_size(target, visible, "diagonal")),
+        ("they divide by the box's area w·h (the NME divides by its square root)",
+         _box_size(target, visible, "area")),
+        ("they divide by the box's longer side (the NME divides by √(w·h))",
+         _box_size(target, visible, "longer")),
+        ("they divide by the mean of the box's sides, (w + h) / 2 (the NME divides by "
+         "√(w·h))", _box_size(target, visible, "mean")),
+        (f"they divide by the distance between the outer eye corners (landmarks {left} and "
+         f"{right}: 300-W's inter-ocular normaliser; this NME, AFLW2000-3D's, divides by the "
+         "size of the box)", (target[:, left] - target[:, right]).norm(dim=-1)),
+        ("they divide by the distance between the eyes' centres (inter-pupil; this NME, "
+         "AFLW2000-3D's, divides by the size of the box)",
+         (pupils[0] - pupils[1]).norm(dim=-1)),
+    ]
+    factors = [("", 100.0),
+               ("they are fractions of the face size (the NME here is in percent)", 1.0),
+               ("they are percentages multiplied by 100 once more", 1e4)]
+    return [(tuple(w for w in (num_what, norm_what, factor_what) if w),
+             factor * num / norm)
+            for num_what, num in numerators for norm_what, norm in normalisers
+            for factor_what, factor in factors]
+
+
+def _nme_hint(got: Tensor, pred: Tensor, target: Tensor, visible: Tensor) -> str:
+    """A sentence naming the slips whose NME ``got`` matches, or ``""``."""
+    got = got.detach().cpu().double()
+    for slips, value in _nme_variants(pred, target, visible):
+        if slips and torch.allclose(got, value, rtol=1e-4, atol=1e-6):
+            return ". Your values fit this: " + "; ".join(slips)
+    return ""
+
+
+def check_nme(nme: Callable) -> None:
+    """``nme(pred, target, visible)``: (B, 68, 2) px, (B, 68, 2) px, (B, 68) bool -> (B,) the
+    landmark NME of each face in percent: the mean distance over the visible landmarks divided
+    by √(w·h) of the visible true landmarks' box, times 100. It must equal 100 x the package's
+    :func:`~e2far_lite.model.landmark_nme` to 1e-4 (relative), on fresh random landmark sets,
+    first all visible, then with about a quarter hidden (whose points lie outside the visible
+    ones' box and are predicted badly, so counting them shows)."""
+    g = fresh_generator()
+    for label, hidden in (("all landmarks visible", 0.0), ("about 25 % of them hidden", 0.25)):
+        batch = 5
+        pred, target, visible = random_landmarks(batch, g, hidden)
+        what = f"nme(pred, target, visible) on {batch} faces, {label}"
+        got = call(nme, what, pred.clone(), target.clone(), visible.clone())
+        not_written(got, what)
+        if isinstance(got, Tensor) and got.numel() == 1 and batch > 1:
+            raise CheckFailed(f"{what}: expected one NME per face, shape ({batch},), got one "
+                              f"number (shape {tuple(got.shape)}): average over each face's "
+                              "landmarks, not over the faces")
+        expected = 100 * landmark_nme(pred, target, visible)
+        try:
+            compare(got, expected, f"{what} (%)", atol=1e-6, rtol=1e-4)
+        except CheckFailed as err:
+            hint = (_nme_hint(got, pred, target, visible) if isinstance(got, Tensor)
+                    and tuple(got.shape) == (batch,) else "")
+            raise CheckFailed(f"{err}{hint}" + ("." if hint else "")) from None
+    passed("nme(pred, target, visible) equals 100 x the package's landmark_nme on fresh random "
+           "landmark sets, all visible and some hidden")
+
+
+__all__ = ["EYES", "OUTER_EYE_CORNERS", "check_affine_camera", "check_best_rotation",
+           "check_nme", "check_similarity_transform", "random_camera_problem",
+           "random_landmarks", "random_pair", "random_rotation"]

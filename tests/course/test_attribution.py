@@ -3,11 +3,18 @@ helpful CheckFailed, on an unwritten or a deliberately wrong version."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from e2far_lite.analysis.probes import _r2, _ridge_fit
-from e2far_lite.course.attribution import check_integrated_gradients, check_probe_r2
+from e2far_lite.course.attribution import (
+    check_integrated_gradients,
+    check_pool_features,
+    check_probe_r2,
+)
 from e2far_lite.course.checks import CheckFailed
 
 
@@ -109,3 +116,60 @@ def test_probe_r2_check(capsys):
         check_probe_r2(per_column)
     with pytest.raises(CheckFailed, match="one number"):
         check_probe_r2(lambda x_train, y_train, x_test, y_test: y_test[:, 0])
+
+
+def pool_features(maps, grid, overlap=True, order="channel"):
+    """Each map average-pooled by hand: cell i of a side n covers floor(i n / grid) ..
+    ceil((i + 1) n / grid) - 1 (or, ``overlap=False``, .. floor((i + 1) n / grid) - 1)."""
+    out = {}
+    for layer, m in maps.items():
+        height, width = m.shape[-2:]
+
+        def edges(i, n):
+            end = math.ceil((i + 1) * n / grid) if overlap else (i + 1) * n // grid
+            return i * n // grid, end
+
+        cells = torch.zeros(*m.shape[:2], grid, grid, dtype=m.dtype)
+        for i in range(grid):
+            r0, r1 = edges(i, height)
+            for j in range(grid):
+                c0, c1 = edges(j, width)
+                cells[:, :, i, j] = m[:, :, r0:r1, c0:c1].mean((-2, -1))
+        out[layer] = (cells.flatten(1) if order == "channel"
+                      else cells.permute(0, 2, 3, 1).flatten(1))
+    return out
+
+
+def test_pool_features_check_passes_the_reference(blend_net, capsys):
+    check_pool_features(pool_features, blend_net)
+    check_pool_features(lambda maps, grid: {layer: F.adaptive_avg_pool2d(m, grid).flatten(1)
+                                            for layer, m in maps.items()}, blend_net)
+    assert capsys.readouterr().out.count("✓") == 2
+
+
+def test_pool_features_check_names_the_usual_slips(blend_net):
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_pool_features(lambda maps, grid: None, blend_net)
+    with pytest.raises(CheckFailed, match="ordered cell by cell"):
+        check_pool_features(lambda maps, grid: pool_features(maps, grid, order="cell"),
+                            blend_net)
+    with pytest.raises(CheckFailed, match="maximum"):
+        check_pool_features(lambda maps, grid: {layer: F.adaptive_max_pool2d(m, grid).flatten(1)
+                                                for layer, m in maps.items()}, blend_net)
+    with pytest.raises(CheckFailed, match="rows and columns swapped"):
+        check_pool_features(lambda maps, grid: {
+            layer: F.adaptive_avg_pool2d(m, grid).mT.flatten(1) for layer, m in maps.items()},
+            blend_net)
+    with pytest.raises(CheckFailed, match="not multiples.*passed on maps whose sides are"):
+        check_pool_features(lambda maps, grid: pool_features(maps, grid, overlap=False),
+                            blend_net)
+
+
+def test_pool_features_check_wants_a_dict_of_the_same_layers(blend_net):
+    with pytest.raises(CheckFailed, match="expected a dict"):
+        check_pool_features(lambda maps, grid: torch.cat(
+            [F.adaptive_avg_pool2d(m, grid).flatten(1) for m in maps.values()], 1), blend_net)
+    with pytest.raises(CheckFailed, match="expected the layers"):
+        check_pool_features(lambda maps, grid: {
+            layer: F.adaptive_avg_pool2d(m, grid).flatten(1)
+            for layer, m in list(maps.items())[:-1]}, blend_net)

@@ -1,5 +1,6 @@
-"""Notebook 06's checks (e2far_lite/course/evaluation.py): they pass the package's own alignment
-and least-squares camera, and fail a wrong version with a CheckFailed that says what differs."""
+"""Notebook 06's checks (e2far_lite/course/evaluation.py): they pass the package's own alignment,
+least-squares camera and landmark NME, and fail a wrong version with a CheckFailed that says
+what differs."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from e2far_lite.course.checks import CheckFailed
 from e2far_lite.course.evaluation import (
     check_affine_camera,
     check_best_rotation,
+    check_nme,
     check_similarity_transform,
     random_camera_problem,
+    random_landmarks,
     random_pair,
     random_rotation,
 )
 from e2far_lite.evaluate.fitting import affine_camera
-from e2far_lite.model.metrics import rigid_align
+from e2far_lite.model.metrics import landmark_nme, rigid_align
 
 
 def best_rotation(x, y, fix=True):
@@ -150,3 +153,65 @@ def test_the_camera_problem_hides_what_it_says():
     points, landmarks, weight = random_camera_problem(4, 68, g, hidden=0.3)
     assert points.shape == (4, 68, 3) and landmarks.shape == (4, 68, 2)
     assert bool((weight[:, :8] == 1).all()) and 0 < float((weight == 0).float().mean()) < 0.5
+
+
+def box_nme(pred, target, visible, per_cent=True, squared=False, normaliser="box"):
+    """The NME written out plainly, or with one of the usual slips."""
+    dist = (pred - target).norm(dim=-1)
+    if squared:
+        dist = dist ** 2
+    mean = (dist * visible).sum(1) / visible.sum(1)
+    sizes = []
+    for points, seen in zip(target, visible, strict=True):
+        w, h = points[seen].amax(0) - points[seen].amin(0)
+        sizes.append({"box": (w * h).sqrt(), "diagonal": (w * w + h * h).sqrt(),
+                      "eyes": (points[36] - points[45]).norm()}[normaliser])
+    return (100 if per_cent else 1) * mean / torch.stack(sizes)
+
+
+def test_the_random_landmarks_hide_what_they_say():
+    g = torch.Generator().manual_seed(3)
+    pred, target, visible = random_landmarks(6, g, hidden=0.25)
+    assert pred.shape == target.shape == (6, 68, 2) and visible.shape == (6, 68)
+    assert bool(visible[:, :10].all()) and 0.1 < float((~visible).float().mean()) < 0.4
+    dist = (pred - target).norm(dim=-1)
+    assert float(dist[~visible].mean()) > 2 * float(dist[visible].mean())  # hidden: worse
+    w, h = (target.amax(1) - target.amin(1)).unbind(-1)
+    assert bool(((w / h - 1).abs() > 0.01).all())  # not square: the normalisers differ
+
+
+def test_the_nme_check_passes_the_plain_definition(capsys):
+    check_nme(box_nme)
+    check_nme(lambda p, t, v: 100 * landmark_nme(p, t, v))  # the package's, in percent
+    check_nme(lambda p, t, v: box_nme(p.float(), t.float(), v))  # float32 is close enough
+    assert capsys.readouterr().out.count("✓") == 3
+
+
+def test_the_nme_check_names_the_usual_slips():
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_nme(lambda p, t, v: None)
+    with pytest.raises(CheckFailed, match="fractions of the face size.*percent"):
+        check_nme(lambda p, t, v: box_nme(p, t, v, per_cent=False))
+    with pytest.raises(CheckFailed, match="average the squared distances"):
+        check_nme(lambda p, t, v: box_nme(p, t, v, squared=True))
+    with pytest.raises(CheckFailed, match=r"box's diagonal"):
+        check_nme(lambda p, t, v: box_nme(p, t, v, normaliser="diagonal"))
+    with pytest.raises(CheckFailed, match="outer eye corners.*fractions of the face size"):
+        check_nme(lambda p, t, v: box_nme(p, t, v, per_cent=False, normaliser="eyes"))
+    with pytest.raises(CheckFailed, match="one NME per face"):
+        check_nme(lambda p, t, v: box_nme(p, t, v).mean())
+
+
+def test_the_nme_check_names_hidden_landmarks_that_count():
+    def every_landmark(pred, target, visible):
+        return box_nme(pred, target, torch.ones_like(visible))
+
+    def mean_over_68(pred, target, visible):
+        w, h = (torch.where(visible[..., None], target, torch.inf).amin(1)
+                - torch.where(visible[..., None], target, -torch.inf).amax(1)).unbind(-1)
+        return 100 * (pred - target).norm(dim=-1).mean(1) / (w * h).sqrt()
+
+    with pytest.raises(CheckFailed, match="25 % of them hidden.*hidden ones included"):
+        check_nme(every_landmark)
+    with pytest.raises(CheckFailed, match="all 68 landmarks, hidden ones included"):
+        check_nme(mean_over_68)

@@ -20,7 +20,7 @@ IDS = [p.stem for p in TEACHERS]
 # the notebooks in which the student writes a piece of the pipeline
 BUILDS = {"00_overview_and_setup", "01_morphable_model", "02_rendering_and_data", "03_backbone",
           "04_fusion_cnn", "05_multitask_loss_and_training", "06_evaluation_and_ablation",
-          "07_which_layers_drive_expression"}
+          "07_which_layers_drive_expression", "08_real_photos"}
 
 
 def test_the_notebooks_that_build_have_questions_and_student_versions():
