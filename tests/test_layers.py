@@ -33,7 +33,6 @@ STAGES: dict[str, int] = {
     "e2far_lite.studies": 10,
     "e2far_lite.ui": 11,
     "e2far_lite.cli": 12,
-    "e2far_lite.exercises": 12,
     "e2far_lite.course": 12,
     "e2far_lite.__main__": 12,
     "e2far_lite": 12,  # the package's own __init__ (only this exact name, not a prefix)

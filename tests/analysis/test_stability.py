@@ -51,8 +51,3 @@ def test_bad_inputs_name_the_argument(blend_net, blend_model):
     with pytest.raises(ValueError, match="faces: expected at least 64 faces"):
         A.layer_answers(blend_net, blend_model, few)
 
-
-def test_exercise_is_registered():
-    from e2far_lite.exercises import SOLUTIONS
-
-    assert "07_most_spatial_layer" in SOLUTIONS
