@@ -7,8 +7,8 @@ student's loop trains it (the ``cpu-quick`` preset for 100 steps with a 10-step 
 same seed, the same pool of training faces; in smoke mode the ``smoke`` preset for 10 steps
 with 1), validates it on the run's validation faces, and writes both modes' figures to
 ``experiments/loop_reference.json``. The notebook then validates the student's network on the
-same faces and reads this file, so it trains the loop once and ``train`` not at all. About a
-minute on a 2-core CPU, most of it rendering the pool.
+same faces and reads this file, so it trains the loop once and ``train`` not at all. A few
+minutes on a 2-core CPU, most of them rendering the pool.
 """
 
 from __future__ import annotations

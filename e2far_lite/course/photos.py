@@ -148,8 +148,8 @@ def _crop_hint(got: list[tuple[int, int, int]],
             return f". Your crops fit this: {hint}"
     if all(near(crop, expected) for crop, (*_, expected) in zip(got, problems, strict=True)):
         return (". Your crops are all within a pixel of the package's: round as the package "
-                "does, the side first, then the corner from the unrounded centre, each with "
-                "Python's round()")
+                "does, the side first, then the corner from the unrounded centre and the "
+                "already rounded side (x0 = round(cx - side / 2)), each with Python's round()")
     return ""
 
 
