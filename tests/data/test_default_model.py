@@ -22,6 +22,7 @@ needs_ict = pytest.mark.skipif(not ict_ingredients_path().is_file(),
                                "with the repository (git checkout data/ict_face_model)")
 
 
+@pytest.mark.slow  # a few seconds: CI runs it, the fast lane does not
 @needs_ict
 def test_committed_model_is_reproducible(tmp_path):
     out = tmp_path / "rebuilt.npz"

@@ -42,6 +42,7 @@ print(json.dumps(seen))
 """
 
 
+@pytest.mark.slow  # two fresh interpreters, about 8 s: CI runs it, the fast lane does not
 @pytest.mark.parametrize("threads", [1, 2])
 def test_render_and_a_training_step_keep_the_thread_count(threads, tmp_path):
     # NUMBA_NUM_THREADS left to numba (all cores), as a user would: that is the count its pool

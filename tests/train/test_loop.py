@@ -125,6 +125,7 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed.final == straight.final
 
 
+@pytest.mark.slow  # a few seconds: CI runs it, the fast lane does not
 def test_a_time_budget_stops_early_validates_saves_and_resumes(tmp_path):
     config = _tiny(steps=40)
     result = train(config, tmp_path / "run", device="cpu", progress=False,

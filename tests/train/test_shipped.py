@@ -50,6 +50,7 @@ def test_a_missing_file_names_the_command_that_makes_it(monkeypatch, tmp_path):
         pretrained()
 
 
+@pytest.mark.slow  # a few seconds: CI runs it, the fast lane does not
 def test_pretrained_cannot_train():
     # shipped.py imports nothing that trains ...
     tree = ast.parse(PRETRAINED_PY.read_text())

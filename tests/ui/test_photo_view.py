@@ -109,6 +109,7 @@ class PostExecuteHooks:
         self.thread.join(10)
 
 
+@pytest.mark.slow  # a few seconds: CI runs it, the fast lane does not
 def test_the_upload_picture_is_whole_ten_times(smoke, astronaut_png):
     """The same photo uploaded 10 times while the hooks draw: 10 whole, identical pictures,
     and never a pyplot figure the hooks could draw."""
