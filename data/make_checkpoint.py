@@ -77,7 +77,7 @@ def stage_record(result: TrainResult, preset: str) -> dict:
         "best_step": min(validated, key=lambda r: r["val_total_mm"])["step"],
         # the optimizer steps' time (validation excluded), from the training log
         "minutes": round(sum(cfg.log_every / s for s in speeds) / 60, 1),
-        # the validation curve (validation split, seed 2): notebook 05 draws it
+        # the validation curve (validation split, seed 2): notebook 09 draws it
         "curve": [{"faces": r["step"] * cfg.batch_size,
                    **{k[4:]: v for k, v in r.items() if k.startswith("val_")}}
                   for r in validated],

@@ -8,8 +8,8 @@ times the training step of notebook 05's network (the ``cpu-quick`` preset: 64 p
 student's computer is doing. The batch is rendered once and reused, so only the step is timed
 (forward, loss, backward, AdamW). Each condition alternates the thread counts in short rounds
 (20 steps or 10 s each, whichever ends first), so a change of load meets both alike. Writes
-the median seconds per step and the load average to ``experiments/busy_machine.json``; notebook 05
-reads its thread count and time figures from there. At most about 2 minutes; the busy loops
+the median seconds per step and the load average to ``experiments/busy_machine.json``; notebook 09
+prints its figures from there. At most about 2 minutes; the busy loops
 end with the script (and on their own after 4 minutes, whatever happens to it).
 """
 

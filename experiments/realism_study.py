@@ -1,4 +1,4 @@
-"""Run the realism study and write ``experiments/realism_study.json`` (read by notebook 08).
+"""Run the realism study and write ``experiments/realism_study.json`` (read by notebook 10).
 
 Run from the repository root with annotated real faces (a dlib XML file, ``.pts`` files or a
 folder) and the first-stage network to start from, one CPU thread per process:

@@ -1,4 +1,4 @@
-"""Run the recipe study and write ``experiments/recipe_study.json`` (drawn by notebook 05).
+"""Run the recipe study and write ``experiments/recipe_study.json`` (drawn by notebook 09).
 
 Run from the repository root, on one CPU thread (about 100 minutes on a 2-core machine; the
 other core can train the shipped checkpoint meanwhile):

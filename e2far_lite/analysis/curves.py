@@ -8,7 +8,7 @@ reach a goal. It is an extrapolation of one run: a cosine schedule's last drop, 
 flattens, or another input size all move the answer, so it says the order of magnitude, not
 the number.
 
-Example (notebook 05 does this with the shipped network's committed curve):
+Example (notebook 09 does this with the shipped network's committed curve):
 
     >>> fit = fit_log_linear([250_000, 500_000, 1_000_000], [3.0, 2.8, 2.6])
     >>> round(fit.per_doubling, 3), round(fit.faces_for(2.2) / 1e6, 1)

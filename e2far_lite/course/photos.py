@@ -4,6 +4,9 @@
   landmark box a face box implies under a :class:`~e2far_lite.photo.BoxConvention`, then the
   square crop around it, ``crop_scale`` times its side) against the package's
   :func:`~e2far_lite.photo.crop_box`, on fresh random boxes, conventions and crop scales.
+- :func:`check_jpeg`: the student's ``jpeg(image, quality)`` (one (3, H, W) image in [0, 1]
+  through Pillow's JPEG encoder and decoder at ``quality``) against the package's
+  :func:`~e2far_lite.synth.realism.jpeg`, on fresh random images and qualities.
 
 A wrong crop that matches a usual slip (the box measured by its width, the shift in pixels
 instead of box sides, the box's corner for its centre, a factor left out, the rounding) is
@@ -13,17 +16,21 @@ named, in words, without the code.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from ..photo.detect import Box, BoxConvention
 from ..photo.reconstruction import crop_box
+from ..synth.realism import jpeg as reference_jpeg
 from ..train.configs import TrainConfig, get_config
-from .checks import CheckFailed, call, fresh_generator, not_written, passed
+from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
 
 #: random draws of one check: boxes, conventions and crop scales
 TRIALS = 8
@@ -192,4 +199,106 @@ def check_crop_from_box(crop_from_box: Callable) -> None:
            f"{TRIALS} fresh random boxes, conventions and crop scales")
 
 
-__all__ = ["TRIALS", "check_crop_from_box", "random_crop_problem"]
+#: random images of one JPEG check
+JPEG_TRIALS = 4
+
+#: Pillow's JPEG quality when none is given
+PILLOW_DEFAULT_QUALITY = 75
+
+
+def random_photo(g: torch.Generator) -> tuple[Tensor, int]:
+    """A random image (3, H, W) in [0, 1], float32, and a random JPEG quality.
+
+    H and W are 16 .. 72 and differ (so a transposed result shows in its shape); the content is
+    a smooth random colour field (a 3x3 .. 6x6 grid of colours, enlarged bilinearly) plus noise
+    of 0.02 .. 0.06, so JPEG both smooths and blocks it; the quality is 10 .. 60 or 85 .. 95,
+    far from Pillow's default of 75.
+    """
+    h = int(torch.randint(16, 73, (), generator=g))
+    w = int(torch.randint(16, 72, (), generator=g))
+    w += w >= h  # W != H
+    grid = torch.rand(1, 3, *torch.randint(3, 7, (2,), generator=g).tolist(), generator=g)
+    smooth = torch.nn.functional.interpolate(grid, size=(h, w), mode="bilinear",
+                                             align_corners=False)[0]
+    noise = _uniform(0.02, 0.06, g) * torch.randn(3, h, w, generator=g)
+    image = (0.1 + 0.8 * smooth + noise).clamp(0, 1).float()
+    low = float(torch.rand((), generator=g)) < 0.5
+    quality = int(torch.randint(10, 61, (), generator=g) if low
+                  else torch.randint(85, 96, (), generator=g))
+    return image, quality
+
+
+def _truncating_jpeg(image: Tensor, quality: int) -> Tensor:
+    """:func:`~e2far_lite.synth.realism.jpeg` with the 8-bit levels cut (truncated), not
+    rounded: the slip it detects."""
+    pixels = (image.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float() / 255
+
+
+def _jpeg_hint(got: Tensor, image: Tensor, quality: int) -> str:
+    """A sentence naming the slip ``got`` (already (3, H, W), floating) matches, else ``""``."""
+    def same(a: Tensor, b: Tensor) -> bool:
+        return bool(torch.allclose(a.float(), b.float(), atol=1e-6, rtol=0))
+
+    if same(got, image):
+        return ("you returned the input unchanged: nothing went through JPEG; encode the image "
+                "with Pillow as JPEG and decode it again")
+    if same(got, (image.clamp(0, 1) * 255).round() / 255):
+        return ("your image is the input rounded to 8 bits and nothing more: the JPEG "
+                "compression (encode as JPEG at the quality, then decode) is missing")
+    if same(got, reference_jpeg(image, PILLOW_DEFAULT_QUALITY)):
+        return (f"your image is a JPEG at quality {PILLOW_DEFAULT_QUALITY}, Pillow's default, "
+                f"not at the quality asked for ({quality}): pass the quality to the encoder")
+    if same(got, _truncating_jpeg(image, quality)):
+        return ("your 8-bit levels are truncated (x·255 cut to an integer, as .to(torch.uint8) "
+                "or .byte() cut it); round them to the nearest level first, as the package does")
+    if same(got.flip(0), reference_jpeg(image, quality)):
+        return ("your channels are in reverse order (B, G, R): keep them R, G, B, as the input "
+                "and Pillow's RGB images have them")
+    return ""
+
+
+def check_jpeg(jpeg_student: Callable) -> None:
+    """``jpeg(image, quality)`` -> the (3, H, W) image in [0, 1] after a round trip through
+    Pillow's JPEG encoder and decoder at ``quality`` must equal the package's
+    :func:`~e2far_lite.synth.realism.jpeg` (to 1e-6, far below one 8-bit level of 1/255), on
+    fresh random images (3, H, W) float32 in [0, 1] of random sizes, at random qualities."""
+    g = fresh_generator()
+    for _ in range(JPEG_TRIALS):
+        image, quality = random_photo(g)
+        _, h, w = image.shape
+        what = f"jpeg(image, quality={quality}) for an image of shape {tuple(image.shape)}"
+        expected = reference_jpeg(image, quality)
+        got = call(jpeg_student, what, image.clone(), quality)
+        not_written(got, what)
+        if not isinstance(got, Tensor):
+            raise CheckFailed(f"{what}: expected a torch.Tensor (3, H, W), got "
+                              f"{type(got).__name__}")
+        shape = tuple(got.shape)
+        if shape == (h, w, 3):
+            raise CheckFailed(f"{what}: got shape {shape}, (H, W, 3) as Pillow and NumPy hold "
+                              "an image: return (3, H, W), the channels first, as the input")
+        if shape == (3, w, h):
+            raise CheckFailed(f"{what}: got shape {shape}, (3, W, H): H and W are swapped; "
+                              "move the channel axis first and keep the rows before the columns")
+        if not got.is_floating_point():
+            raise CheckFailed(f"{what}: expected a float tensor in [0, 1], got dtype "
+                              f"{got.dtype}: divide the 8-bit levels by 255")
+        if shape == tuple(expected.shape) and float(got.detach().max()) > 1.5:
+            raise CheckFailed(f"{what}: got values up to {float(got.detach().max()):.4g}, in "
+                              "0-255 (8-bit levels): return the image in [0, 1], as the input")
+        try:
+            compare(got, expected, what, atol=1e-6, rtol=0.0)
+        except CheckFailed as failed:
+            hint = _jpeg_hint(got.detach().cpu(), image, quality)
+            raise CheckFailed(f"{failed}" + (f". {hint[0].upper()}{hint[1:]}." if hint
+                                             else "")) from None
+    passed(f"jpeg(image, quality) gives the package's JPEG round trip exactly on {JPEG_TRIALS} "
+           "fresh random images and qualities")
+
+
+__all__ = ["JPEG_TRIALS", "TRIALS", "check_crop_from_box", "check_jpeg", "random_crop_problem",
+           "random_photo"]

@@ -1,4 +1,4 @@
-"""The realism study: which training-time levers close the synthetic-to-real gap (notebook 08).
+"""The realism study: which training-time levers close the synthetic-to-real gap (notebook 10).
 
 Every run starts from the same network trained on plain synthetic faces (``init``, the shipped
 recipe's first stage) and trains it on for a few hundred steps with one realism lever

@@ -11,7 +11,7 @@ runs with two or more seeds (the seed sets the initial weights and the training 
 All runs validate on the same distribution, the full one (``DataConfig`` defaults at the run's
 input size), whatever they train on, so their curves compare; each final network is then
 scored on the test split by :func:`~e2far_lite.evaluate.evaluate_net`. The results go to a
-JSON file that :func:`~e2far_lite.ui.plot_study` draws (notebook 05 and docs/results.md show the
+JSON file that :func:`~e2far_lite.ui.plot_study` draws (notebook 09 and docs/results.md show the
 picture).
 """
 

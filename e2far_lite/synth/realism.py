@@ -1,4 +1,4 @@
-"""Realism: what real photos have and plain renders lack (notebook 08 measures each lever).
+"""Realism: what real photos have and plain renders lack (notebook 10 measures each lever).
 
 Each lever is a :class:`~e2far_lite.synth.DataConfig` field in [0, 1]: the share of faces it is
 applied to. At 0, the default, a lever is off and nothing is drawn for it, so faces drawn with

@@ -1,17 +1,26 @@
-"""Notebook 08's check (e2far_lite/course/photos.py): it passes the crop the package cuts from a
-face box, and fails an unwritten or a deliberately wrong version with a CheckFailed that names
-the slip."""
+"""Notebook 08's checks (e2far_lite/course/photos.py): they pass the crop the package cuts from a
+face box and the package's JPEG round trip, and fail an unwritten or a deliberately wrong version
+with a CheckFailed that names the slip."""
 
 from __future__ import annotations
 
+import io
 import math
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from e2far_lite.course.checks import CheckFailed
-from e2far_lite.course.photos import check_crop_from_box, random_crop_problem
+from e2far_lite.course.photos import (
+    check_crop_from_box,
+    check_jpeg,
+    random_crop_problem,
+    random_photo,
+)
 from e2far_lite.photo import CropBox
+from e2far_lite.synth.realism import jpeg as realism_jpeg
 
 
 def crop_from_box(box, convention, crop_scale, measure=max, shift_unit="side", centre=True,
@@ -86,3 +95,57 @@ def test_the_convention_s_own_landmark_box_is_refused():
 
     with pytest.raises(CheckFailed, match="landmark_box is the half of the crop you write"):
         check_crop_from_box(by_the_method)
+
+
+# check_jpeg: the JPEG round trip of notebook 08's exercise
+
+
+def jpeg(image, quality, levels=torch.round, use_quality=True, channels_first=True, scale=255.0):
+    """The round trip written out plainly, or with one of the usual slips."""
+    pixels = levels(image.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    options = {"quality": quality} if use_quality else {}
+    Image.fromarray(pixels).save(buffer, format="JPEG", **options)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    out = torch.from_numpy(decoded.copy()).float() / 255 * (scale / 255)
+    return out.permute(2, 0, 1) if channels_first else out
+
+
+def test_random_photos_are_what_they_say():
+    g = torch.Generator().manual_seed(5)
+    for _ in range(20):
+        image, quality = random_photo(g)
+        assert image.dtype == torch.float32 and image.shape[0] == 3
+        assert image.shape[1] != image.shape[2] and min(image.shape[1:]) >= 16
+        assert 0 <= float(image.min()) and float(image.max()) <= 1
+        assert 10 <= quality <= 60 or 85 <= quality <= 95
+
+
+def test_the_jpeg_check_passes_the_package_s_round_trip(capsys):
+    check_jpeg(realism_jpeg)
+    check_jpeg(jpeg)
+    check_jpeg(lambda image, quality: jpeg(image, quality).double())  # float64 will do
+    assert capsys.readouterr().out.count("✓") == 3
+
+
+def test_the_jpeg_check_names_the_usual_slips():
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_jpeg(lambda image, quality: None)
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_jpeg(lambda image, quality: ...)
+    with pytest.raises(CheckFailed, match="returned the input unchanged"):
+        check_jpeg(lambda image, quality: image)
+    with pytest.raises(CheckFailed, match="rounded to 8 bits and nothing more"):
+        check_jpeg(lambda image, quality: (image * 255).round() / 255)
+    with pytest.raises(CheckFailed, match=r"in 0-255 \(8-bit levels\)"):
+        check_jpeg(lambda image, quality: jpeg(image, quality, scale=255.0 * 255))
+    with pytest.raises(CheckFailed, match=r"\(H, W, 3\) as Pillow and NumPy hold"):
+        check_jpeg(lambda image, quality: jpeg(image, quality, channels_first=False))
+    with pytest.raises(CheckFailed, match="levels are truncated"):
+        check_jpeg(lambda image, quality: jpeg(image, quality, levels=torch.trunc))
+    with pytest.raises(CheckFailed, match="quality 75, Pillow's default"):
+        check_jpeg(lambda image, quality: jpeg(image, quality, use_quality=False))
+    with pytest.raises(CheckFailed, match="channels are in reverse order"):
+        check_jpeg(lambda image, quality: jpeg(image, quality).flip(0))
+    with pytest.raises(CheckFailed, match="expected a float tensor"):
+        check_jpeg(lambda image, quality: (jpeg(image, quality) * 255).round().to(torch.uint8))
