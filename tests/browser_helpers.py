@@ -292,3 +292,15 @@ def screenshot_when_changed(locator, before: bytes, path: Path, timeout_s: float
             return shot  # changed, and the same as a moment ago: the redraw is done
         last = shot
     return last
+
+
+def visible_area(page) -> dict:
+    """The part of the screen where the notebook's cells show (below the toolbar)."""
+    return page.evaluate(
+        """(panel) => {
+            const p = document.querySelector(panel + ' .jp-WindowedPanel-outer')
+                || document.querySelector(panel + ' .jp-Notebook');
+            const r = p.getBoundingClientRect();
+            return {top: Math.max(r.top, 0), bottom: Math.min(r.bottom, window.innerHeight),
+                    left: r.left, right: Math.min(r.right, window.innerWidth)};
+        }""", PANEL)

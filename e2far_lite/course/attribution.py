@@ -39,7 +39,15 @@ from ..analysis.targets import target_function
 from ..model.morphable_model import MorphableModel
 from ..nets.backbone import TAP_NAMES
 from ..nets.network import E2FARNet
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import (
+    CheckFailed,
+    call,
+    compare,
+    fresh_generator,
+    not_written,
+    passed,
+    refuse_reference,
+)
 
 
 def _targets(model: MorphableModel) -> list[str]:
@@ -332,6 +340,8 @@ def check_pool_features(pool_features: Callable, net: E2FARNet, batch: int = 2) 
         net: the network (any :class:`~e2far_lite.nets.E2FARNet`).
         batch: B, the number of random images.
     """
+    refuse_reference(pool_features, ("pooled_features", "adaptive_avg_pool2d",
+                                     "AdaptiveAvgPool2d"), "pool_features(maps, grid)")
     g = fresh_generator()
     for multiples in (True, False):
         grid = int(torch.randint(2, 4, (), generator=g))

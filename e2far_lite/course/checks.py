@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 import torch
@@ -97,6 +98,29 @@ def as_count(got: Any, what: str) -> int:
     return got
 
 
+def _names_used(code: CodeType) -> set[str]:
+    """Every global, attribute and enclosing-scope name a code object uses, its nested
+    functions' included."""
+    names = set(code.co_names) | set(code.co_freevars)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _names_used(const)
+    return names
+
+
+def refuse_reference(function: Any, names: tuple[str, ...], what: str) -> None:
+    """Refuse a student's function that calls the package's reference (one of ``names``)
+    instead of computing the piece: it would pass by echoing what it is compared with."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return  # not a plain Python function: call() will say what it is
+    used = sorted(_names_used(code) & set(names))
+    if used:
+        raise CheckFailed(f"{what}: your function calls the package's `{used[0]}`, the very "
+                          "function the check compares it with: write the computation "
+                          "yourself (after the check, the notebook uses the package's version)")
+
+
 def call(function: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)``, with an error inside it reported as the student's."""
     if function is None or function is Ellipsis or not callable(function):
@@ -111,4 +135,5 @@ def call(function: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> 
         raise CheckFailed(f"{what}: raised {type(err).__name__}: {err}") from err
 
 
-__all__ = ["CheckFailed", "as_count", "call", "compare", "fresh_generator", "not_written", "passed"]
+__all__ = ["CheckFailed", "as_count", "call", "compare", "fresh_generator", "not_written", "passed",
+           "refuse_reference"]

@@ -27,7 +27,15 @@ from torch import Tensor
 
 from ..evaluate.fitting import affine_camera
 from ..model.metrics import landmark_nme, rigid_align, vertex_rmse
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import (
+    CheckFailed,
+    call,
+    compare,
+    fresh_generator,
+    not_written,
+    passed,
+    refuse_reference,
+)
 
 #: the spread of the random point sets along x, y, z in mm: face-sized and anisotropic, so the
 #: best rotation is well determined
@@ -338,6 +346,7 @@ def check_nme(nme: Callable) -> None:
     :func:`~e2far_lite.model.landmark_nme` to 1e-4 (relative), on fresh random landmark sets,
     first all visible, then with about a quarter hidden (whose points lie outside the visible
     ones' box and are predicted badly, so counting them shows)."""
+    refuse_reference(nme, ("landmark_nme",), "nme(pred, target, visible)")
     g = fresh_generator()
     for label, hidden in (("all landmarks visible", 0.0), ("about 25 % of them hidden", 0.25)):
         batch = 5

@@ -30,7 +30,15 @@ from ..photo.detect import Box, BoxConvention
 from ..photo.reconstruction import crop_box
 from ..synth.realism import jpeg as reference_jpeg
 from ..train.configs import TrainConfig, get_config
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import (
+    CheckFailed,
+    call,
+    compare,
+    fresh_generator,
+    not_written,
+    passed,
+    refuse_reference,
+)
 
 #: random draws of one check: boxes, conventions and crop scales
 TRIALS = 8
@@ -266,6 +274,7 @@ def check_jpeg(jpeg_student: Callable) -> None:
     Pillow's JPEG encoder and decoder at ``quality`` must equal the package's
     :func:`~e2far_lite.synth.realism.jpeg` (to 1e-6, far below one 8-bit level of 1/255), on
     fresh random images (3, H, W) float32 in [0, 1] of random sizes, at random qualities."""
+    refuse_reference(jpeg_student, ("realism",), "jpeg(image, quality)")
     g = fresh_generator()
     for _ in range(JPEG_TRIALS):
         image, quality = random_photo(g)

@@ -30,7 +30,15 @@ from torch import Tensor
 from ..render import Lights, perspective_project, rasterize, shade
 from ..render.rasterizer import _edge
 from ..synth.augment import apply as augment
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import (
+    CheckFailed,
+    call,
+    compare,
+    fresh_generator,
+    not_written,
+    passed,
+    refuse_reference,
+)
 
 #: the share of pixels whose triangle must match the package's rasterizer
 PIXEL_SHARE = 0.99
@@ -344,6 +352,8 @@ def check_colour_jitter(colour_jitter: Callable) -> None:
     (saturation about each pixel's grey, contrast about each image's mean, brightness, then
     clamp and round to 8-bit steps), on fresh random images: each factor alone, then all three.
     A few pixels may differ by one 8-bit step (rounding in another order)."""
+    refuse_reference(colour_jitter, ("apply", "params_from_draws"),
+                     "colour_jitter(images, brightness, contrast, saturation)")
     g = fresh_generator()
     batch = int(torch.randint(2, 5, (), generator=g))
     height, width = (int(v) for v in torch.randint(5, 10, (2,), generator=g))

@@ -34,7 +34,15 @@ from ..train.losses import (
     quadratic_vertex_loss,
     vertex_loss_explicit,
 )
-from .checks import CheckFailed, call, compare, fresh_generator, not_written, passed
+from .checks import (
+    CheckFailed,
+    call,
+    compare,
+    fresh_generator,
+    not_written,
+    passed,
+    refuse_reference,
+)
 
 
 # ---------------------------------------------------------------------------- fresh inputs
@@ -353,6 +361,7 @@ def check_lr_schedule(my_lr: Callable) -> None:
     warm-up, peak rate and floor drawn afresh, with no warm-up and with a single step after the
     warm-up among them), at every step of a short schedule and at the boundary and random steps
     of a long one."""
+    refuse_reference(my_lr, ("lr_at",), "my_lr(step, config)")
     g = fresh_generator()
     for label, config in random_schedules(g):
         steps = _schedule_steps(config, g)

@@ -133,3 +133,20 @@ def test_wrong_schedules_are_refused_saying_why():
         check_lr_schedule(lambda step, config: my_lr(step, config, "no guard"))
     with pytest.raises(CheckFailed, match="expected a number"):
         check_lr_schedule(lambda step, config: [my_lr(step, config)])
+
+
+def test_a_check_refuses_a_wrapper_around_the_reference():
+    from e2far_lite.course.checks import CheckFailed
+    from e2far_lite.course.training import check_lr_schedule
+    from e2far_lite.train.loop import lr_at
+
+    with pytest.raises(CheckFailed, match="calls the package's `lr_at`"):
+        check_lr_schedule(lambda step, config: lr_at(step, config))
+
+    def nested(step, config):  # hidden one level down, in a helper of its own
+        def inner():
+            return lr_at(step, config)
+        return inner()
+
+    with pytest.raises(CheckFailed, match="calls the package's `lr_at`"):
+        check_lr_schedule(nested)

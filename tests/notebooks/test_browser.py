@@ -44,6 +44,7 @@ from browser_helpers import (
     shutdown_kernels,
     slider,
     slider_geometry,
+    visible_area,
 )
 from nbclient import NotebookClient
 
@@ -54,6 +55,7 @@ NOTEBOOKS = REPO / "notebooks"
 RUN_ALL_TIMEOUT_S = 600  # smoke mode on a busy 2-core CPU
 NOTEBOOK_01 = "01_morphable_model.ipynb"
 NOTEBOOK_07 = "07_which_layers_drive_expression.ipynb"
+NOTEBOOK_05 = "05_multitask_loss_and_training.ipynb"
 needs_07 = pytest.mark.skipif(not (NOTEBOOKS / NOTEBOOK_07).exists(),
                               reason="notebook 07 is not in this checkout")
 
@@ -240,6 +242,22 @@ def test_notebook_01_sliders_fit_a_laptop(notebook):
     assert {"id 0", "mouthSmile_L", "mouthSmile_R", "browInnerUp_L"} <= set(texts)
     _check_plots(page)
     assert _grab_every_slider(page) >= 10
+
+
+@pytest.mark.browser
+def test_notebook_05_plots_fit_a_laptop(notebook):
+    """Notebook 05 at 1280 x 720 with the side panel open: the live loss plot and every other
+    figure inside the notebook's width, drawn at their boxes' width, and no taller than the
+    part of the window a notebook shows (so a whole plot fits on screen at once)."""
+    page = notebook(NOTEBOOK_05)
+    plots = _check_plots(page)
+    assert any(p["widget"] for p in plots), "the live loss plot is missing"
+    area = visible_area(page)
+    figures = page.locator(f"{PANEL} .js-plotly-plot")
+    heights = [figures.nth(i).bounding_box()["height"] for i in range(figures.count())]
+    assert max(heights) <= area["bottom"] - area["top"], (
+        f"plots taller than the notebook's view ({area['bottom'] - area['top']:.0f} px at "
+        f"{VIEWPORT}): {heights}")
 
 
 @pytest.mark.browser

@@ -33,6 +33,7 @@ from browser_helpers import (
     run_all_cells,
     shutdown_kernels,
     slider,
+    visible_area,
 )
 
 from e2far_lite.paths import REPO_ROOT
@@ -107,18 +108,6 @@ def _colour_scale(mesh) -> dict:
                      moved: Math.max(...gd.data[0].intensity)})""")
 
 
-def _visible_area(page) -> dict:
-    """The part of the screen where the notebook's cells show (below the toolbar)."""
-    return page.evaluate(
-        """(panel) => {
-            const p = document.querySelector(panel + ' .jp-WindowedPanel-outer')
-                || document.querySelector(panel + ' .jp-Notebook');
-            const r = p.getBoundingClientRect();
-            return {top: Math.max(r.top, 0), bottom: Math.min(r.bottom, window.innerHeight),
-                    left: r.left, right: Math.min(r.right, window.innerWidth)};
-        }""", PANEL)
-
-
 def _overlap(a: dict, b: dict) -> bool:
     return not (a["right"] <= b["left"] or b["right"] <= a["left"]
                 or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])
@@ -143,7 +132,7 @@ def test_tap_mixer_fits_the_screen_with_its_colour_bar_clear(page, artifacts):
     mixer = _mixer(page)
     mixer.scroll_into_view_if_needed()
     time.sleep(1.5)  # the figures measure their boxes again
-    area, box = _visible_area(page), mixer.bounding_box()
+    area, box = visible_area(page), mixer.bounding_box()
     # scroll the notebook so that the widget's top meets the top of the visible area
     page.evaluate(
         """([panel, shift]) => {
@@ -152,7 +141,7 @@ def test_tap_mixer_fits_the_screen_with_its_colour_bar_clear(page, artifacts):
             outer.scrollTop += shift;
         }""", [PANEL, box["y"] - area["top"] - 4])
     time.sleep(1.0)
-    area, box = _visible_area(page), mixer.bounding_box()
+    area, box = visible_area(page), mixer.bounding_box()
     page.screenshot(path=str(artifacts / "07_tap_mixer_page.png"))
     print(f"TapMixer {box['width']:.0f} x {box['height']:.0f} px at y={box['y']:.0f}; the "
           f"notebook shows y={area['top']:.0f}..{area['bottom']:.0f} at {VIEWPORT}")
