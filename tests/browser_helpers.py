@@ -304,3 +304,21 @@ def visible_area(page) -> dict:
             return {top: Math.max(r.top, 0), bottom: Math.min(r.bottom, window.innerHeight),
                     left: r.left, right: Math.min(r.right, window.innerWidth)};
         }""", PANEL)
+
+
+@contextmanager
+def notebook_run(browser, lab: tuple[str, str], name: str, timeout_s: float):
+    """A page with notebook ``name`` open in the JupyterLab ``lab`` = (base, token) and every
+    cell run, with no error output; afterwards the page is closed and its kernel stopped."""
+    base, token = lab
+    started = time.perf_counter()
+    opened = open_notebook(browser, base, token, name)
+    try:
+        seconds = run_all_cells(opened, timeout_s)
+        print(f"\n{name}: all cells ran in {seconds:.1f} s "
+              f"({time.perf_counter() - started:.1f} s with the page)")
+        assert error_outputs(opened) == []
+        yield opened
+    finally:
+        opened.close()
+        shutdown_kernels(base, token)

@@ -1,14 +1,18 @@
 """Shared fixtures: the shipped default model, a small face-like model of another size, and the
-tiny blend-shape model, network and batch of the analysis, widget and course tests."""
+tiny blend-shape model, network and batch of the analysis, widget and course tests; a smoke
+network and the astronaut photo for the photo tests."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import skimage.data
 import torch
 from helpers_models import make_blend_model, make_random_batch, make_tiny_net
 
 from e2far_lite import MorphableModel
 from e2far_lite.nets.network import E2FARNet
+from e2far_lite.train.configs import get_config
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +69,19 @@ def blend_net(blend_model) -> E2FARNet:
 def blend_batch(blend_model) -> dict[str, torch.Tensor]:
     """Three random 64 px images with random coefficients of ``blend_model``."""
     return make_random_batch(blend_model)
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    """``(net, model, config)``: a randomly initialised smoke-size network (outputs start near
+    the mean face), the default model and the smoke preset, for the photo tests."""
+    torch.manual_seed(0)
+    config = get_config("smoke")
+    model = MorphableModel.default()
+    return E2FARNet(model.num_id, model.num_exp, config.net).eval(), model, config
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut photo, (512, 512, 3) uint8: one face."""
+    return skimage.data.astronaut()

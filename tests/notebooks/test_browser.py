@@ -15,8 +15,6 @@ About 2 min on a busy 2-core CPU: 01 ~40 s, 07 ~60 s.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -26,14 +24,10 @@ from browser_helpers import (
     PANEL,
     VIEWPORT,
     all_sliders,
-    chromium_path,
     drag,
     error_outputs,
     figures_beside,
-    jupyter_lab,
     label_report,
-    launch,
-    missing,
     open_notebook,
     pixel_difference,
     plot_report,
@@ -58,44 +52,6 @@ NOTEBOOK_07 = "07_which_layers_drive_expression.ipynb"
 NOTEBOOK_05 = "05_multitask_loss_and_training.ipynb"
 needs_07 = pytest.mark.skipif(not (NOTEBOOKS / NOTEBOOK_07).exists(),
                               reason="notebook 07 is not in this checkout")
-
-
-def _artifacts(tmp_path_factory) -> Path:
-    folder = os.environ.get("E2FAR_ARTIFACTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("browser-artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install playwright; its browser download "
-                "is not needed)")
-    executable = chromium_path()
-    if executable is None:
-        missing("chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = launch(playwright, executable)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(scope="module")
-def lab(browser, tmp_path_factory):
-    """A JupyterLab over a temporary copy of the notebooks, in smoke mode."""
-    work = tmp_path_factory.mktemp("lab")
-    root = work / "notebooks"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    env = {**os.environ, "E2FAR_SMOKE": "1", "OMP_NUM_THREADS": "1"}
-    started = time.perf_counter()
-    with jupyter_lab(root, env, work / "jupyterlab.log") as (base, token):
-        print(f"\nJupyterLab up in {time.perf_counter() - started:.1f} s at {base}")
-        yield base, token
 
 
 @pytest.fixture(scope="module")
@@ -226,9 +182,9 @@ def _grab_every_slider(page) -> int:
 
 
 @pytest.mark.browser
-def test_model_explorer_slider_moves_the_mesh(notebook, tmp_path_factory):
+def test_model_explorer_slider_moves_the_mesh(notebook, artifacts):
     """Notebook 01: the jawOpen slider of the ModelExplorer opens the mouth of the 3D mesh."""
-    (mesh,) = _drive(notebook(NOTEBOOK_01), _artifacts(tmp_path_factory), NOTEBOOK_01,
+    (mesh,) = _drive(notebook(NOTEBOOK_01), artifacts, NOTEBOOK_01,
                      "jawOpen", "ArrowRight", 16)
     assert mesh > 0.01  # an open jaw redraws a good part of the face
 
@@ -262,13 +218,13 @@ def test_notebook_05_plots_fit_a_laptop(notebook):
 
 @pytest.mark.browser
 @needs_07
-def test_tap_slider_changes_the_prediction(notebook, tmp_path_factory):
+def test_tap_slider_changes_the_prediction(notebook, artifacts):
     """Notebook 07: turning the TapMixer's pool5 tap to 0 redraws the blend-shape bars. (In
     smoke mode the net is barely trained: its mesh moves by hundredths of a millimetre, under one
     step of the mixer's colour scale, which is fixed in millimetres across settings, so the
     mesh's pixels may not change; tests/ui/test_layer_widgets.py checks that its colours do, and
     tests/notebooks/test_browser_07.py that the scale stays fixed on screen.)"""
-    _mesh, bars = _drive(notebook(NOTEBOOK_07), _artifacts(tmp_path_factory), NOTEBOOK_07,
+    _mesh, bars = _drive(notebook(NOTEBOOK_07), artifacts, NOTEBOOK_07,
                          "pool5 ×", "ArrowLeft", 20)
     assert bars > 0.005
 

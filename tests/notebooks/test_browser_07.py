@@ -11,27 +11,18 @@ folder). Skips where Playwright or chromium is missing, fails instead under
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from browser_helpers import (
     PANEL,
     VIEWPORT,
-    chromium_path,
     error_outputs,
     figures_beside,
-    jupyter_lab,
-    launch,
-    missing,
-    open_notebook,
+    notebook_run,
     press,
     readout,
-    run_all_cells,
-    shutdown_kernels,
     slider,
     visible_area,
 )
@@ -50,41 +41,10 @@ pytestmark = [pytest.mark.browser,
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = os.environ.get("E2FAR_ARTIFACTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("browser-artifacts-07")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(browser, lab):
     """Notebook 07 open in JupyterLab (smoke mode) and run once, for every test here."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install playwright; its browser download "
-                "is not needed)")
-    executable = chromium_path()
-    if executable is None:
-        missing("chromium is not installed (apt-get install chromium)")
-    work = tmp_path_factory.mktemp("lab07")
-    root = work / "notebooks"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    env = {**os.environ, "E2FAR_SMOKE": "1", "OMP_NUM_THREADS": "1"}
-    with sync_playwright() as playwright, jupyter_lab(root, env, work / "lab.log") as lab:
-        base, token = lab
-        browser = launch(playwright, executable)
-        try:
-            opened = open_notebook(browser, base, token, NOTEBOOK)
-            seconds = run_all_cells(opened, RUN_ALL_TIMEOUT_S)
-            print(f"\n{NOTEBOOK}: all cells ran in {seconds:.1f} s")
-            assert error_outputs(opened) == []
-            yield opened
-            opened.close()
-        finally:
-            shutdown_kernels(base, token)
-            browser.close()
+    with notebook_run(browser, lab, NOTEBOOK, RUN_ALL_TIMEOUT_S) as opened:
+        yield opened
 
 
 def _mixer(page):

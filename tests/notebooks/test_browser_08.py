@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -27,15 +25,9 @@ import skimage.data
 from browser_helpers import (
     PANEL,
     VIEWPORT,
-    chromium_path,
     error_outputs,
-    jupyter_lab,
     label_report,
-    launch,
-    missing,
-    open_notebook,
-    run_all_cells,
-    shutdown_kernels,
+    notebook_run,
 )
 from PIL import Image
 
@@ -56,43 +48,11 @@ pytestmark = [pytest.mark.browser,
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = os.environ.get("E2FAR_ARTIFACTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("browser-artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """Notebook 08 open in JupyterLab and run, once for all the tests of this file."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install playwright; its browser download "
-                "is not needed)")
-    executable = chromium_path()
-    if executable is None:
-        missing("chromium is not installed (apt-get install chromium)")
-    work = tmp_path_factory.mktemp("lab08")
-    root = work / "notebooks"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    env = {**os.environ, "E2FAR_SMOKE": "1", "OMP_NUM_THREADS": "1"}
-    with sync_playwright() as playwright, \
-            jupyter_lab(root, env, work / "jupyterlab.log") as (base, token):
-        browser = launch(playwright, executable)
-        try:
-            started = time.perf_counter()
-            notebook = open_notebook(browser, base, token, NOTEBOOK_08)
-            seconds = run_all_cells(notebook, RUN_ALL_TIMEOUT_S)
-            print(f"\n{NOTEBOOK_08}: all cells ran in {seconds:.1f} s "
-                  f"({time.perf_counter() - started:.1f} s with the page)")
-            assert error_outputs(notebook) == []
-            notebook.locator(f"{PANEL} .widget-upload").scroll_into_view_if_needed()
-            yield notebook
-        finally:
-            browser.close()
-            shutdown_kernels(base, token)
+def page(browser, lab):
+    """Notebook 08 open in JupyterLab (smoke mode) and run once, for every test here."""
+    with notebook_run(browser, lab, NOTEBOOK_08, RUN_ALL_TIMEOUT_S) as opened:
+        opened.locator(f"{PANEL} .widget-upload").scroll_into_view_if_needed()
+        yield opened
 
 
 @pytest.fixture(scope="module")

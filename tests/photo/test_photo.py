@@ -15,7 +15,6 @@ from torch import nn
 
 from e2far_lite import photo
 from e2far_lite.cli import main
-from e2far_lite.nets.network import E2FARNet
 from e2far_lite.paths import shared_dir
 from e2far_lite.photo import detect
 from e2far_lite.synth.faces import DataConfig, SyntheticFaces
@@ -34,22 +33,6 @@ def iou(a, b) -> float:
     w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
     h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
     return w * h / (aw * ah + bw * bh - w * h)
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def smoke():
-    """A randomly initialised smoke-size network (outputs start near the mean face)."""
-    torch.manual_seed(0)
-    config = get_config("smoke")
-    from e2far_lite import MorphableModel
-
-    model = MorphableModel.default()
-    return E2FARNet(model.num_id, model.num_exp, config.net).eval(), model, config
 
 
 class Truth(nn.Module):

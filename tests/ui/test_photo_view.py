@@ -17,27 +17,14 @@ import matplotlib
 import numpy as np
 import pytest
 import skimage.data
-import torch
 from PIL import Image
 
-from e2far_lite import MorphableModel
-from e2far_lite.nets.network import E2FARNet
-from e2far_lite.train.configs import get_config
 from e2far_lite.ui import PhotoUpload, overlay_png
 from e2far_lite.ui.photo_view import BOX_TIPS
 
 matplotlib.use("Agg")
 ASTRONAUT_FACE = (180, 70, 90, 100)  # the face area of skimage.data.astronaut(), by eye
 SIZE = 3.0  # inches at 100 dpi: small pictures, quick tests
-
-
-@pytest.fixture(scope="module")
-def smoke():
-    """A randomly initialised smoke-size network (outputs start near the mean face)."""
-    torch.manual_seed(0)
-    config = get_config("smoke")
-    model = MorphableModel.default()
-    return E2FARNet(model.num_id, model.num_exp, config.net).eval(), model, config
 
 
 def png_bytes(array: np.ndarray) -> bytes:
