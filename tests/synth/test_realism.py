@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from e2far_lite.synth import realism
 from e2far_lite.synth.faces import DataConfig, SyntheticFaces, draw_layout
@@ -73,6 +74,38 @@ def test_fill_interior_paints_enclosed_holes_only():
     assert mouth[0] > mouth[1] and float(mouth.max()) < 0.5  # dark red, not the skin
     untouched, same_mask = realism.fill_interior(image, mask, landmarks, u, share=0.0)
     assert torch.equal(untouched, image) and torch.equal(same_mask, mask)
+
+
+def test_filled_is_scipys_fill_holes():
+    rng = np.random.default_rng(3)
+    for density in (0.3, 0.5, 0.7, 0.9):  # speckled masks: many holes, some at the border
+        for _ in range(20):
+            face = rng.random((rng.integers(1, 40), rng.integers(1, 40))) < density
+            assert np.array_equal(realism.filled(face), ndimage.binary_fill_holes(face))
+    assert realism.filled(np.ones((5, 5), bool)).all()
+    assert not realism.filled(np.zeros((5, 5), bool)).any()
+
+
+def test_feature_weights_are_computed_once_per_template(default_model):
+    mean, ids = default_model.mean.float(), default_model.landmarks
+    first = realism.feature_weights(mean, ids)
+    assert realism.feature_weights(mean.clone(), ids.clone()) is first  # same bytes: reused
+    moved = realism.feature_weights(mean * 1.5, ids)  # another template: its own weights
+    assert moved is not first and not torch.equal(moved[0], first[0])
+    fresh = realism._feature_weights(mean.cpu(), ids.cpu().long())
+    assert all(torch.equal(a, b) for a, b in zip(first, fresh, strict=True))
+
+
+def test_paint_features_changes_brows_and_lips_only(default_model):
+    mean, ids = default_model.mean.float(), default_model.landmarks
+    brows, lips = realism.feature_weights(mean, ids)
+    albedo = torch.rand(4, len(mean), 3, generator=torch.Generator().manual_seed(1))
+    u = torch.rand(4, 4, generator=torch.Generator().manual_seed(2))
+    u[:2, 0], u[2:, 0] = 0.0, 1.0  # the first two faces painted, the last two not
+    out = realism.paint_features(albedo, mean, ids, u, share=0.5)
+    painted = (brows > 0) | (lips > 0)
+    assert torch.equal(out[:, ~painted], albedo[:, ~painted]) and torch.equal(out[2:], albedo[2:])
+    assert bool((out[:2, painted] != albedo[:2, painted]).any(-1).all())
 
 
 def test_jpeg_matches_pillow_at_its_quality():
