@@ -36,9 +36,21 @@ START = 288_000
 
 
 def prediction(record: dict[str, Any]) -> dict[str, Any]:
-    """The lines of :func:`faces_for_goals` on ``record``'s first stage, JSON-ready."""
+    """The lines of :func:`faces_for_goals` on ``record``'s first stage, JSON-ready.
+
+    Args:
+        record: ``data/e2far_lite.json`` while its first stage is ``cpu-full``.
+
+    Returns:
+        ``fitted_on`` (the stage, its faces, the first face count fitted, its command),
+        ``mean_shape`` (the validation faces' mean-shape figures, mm) and ``lines``
+        (``{figure: faces_for_goals' fields}``).
+    """
     training = record["training"]
     stage = training["stages"][0]
+    if stage["preset"] != "cpu-full":
+        raise BadInput("record", "the shipped record while its first stage is cpu-full "
+                       "(the prediction is made once, from that run)", stage["preset"])
     return {"fitted_on": {"preset": stage["preset"], "faces_seen": stage["faces_seen"],
                           "from_faces": START, "command": stage["command"]},
             "mean_shape": training["curve_mean_shape"],
@@ -51,17 +63,39 @@ def line_at(line: dict[str, float], faces: float) -> float:
 
 
 def compare(predicted: dict[str, Any], history: dict[str, Any], run: str) -> dict[str, Any]:
-    """The measured curve of ``history`` (a run's ``history.json``) against the lines."""
+    """The measured curve of a run against the predicted lines, from :data:`START` faces on.
+
+    Args:
+        predicted: :func:`prediction`'s dict.
+        history: the run's ``history.json`` (``config.batch_size``, ``baseline``: the mean
+            shape's figures on its validation faces, ``rows`` with ``step`` and ``val_*``).
+        run: the run's name, for the record.
+
+    Returns:
+        ``run``, ``steps_done``, ``steps_planned``, ``faces_seen`` (at the last validation),
+        ``points`` (per validation: ``faces`` and ``{figure: {"measured", "predicted"}}``) and
+        ``goals`` (per figure: the goal, the faces the line needed for it, the first measured
+        point at or below it or None, and the figure at the end, measured and predicted).
+
+    Raises:
+        BadInput: a run validated on other faces (another mean-shape baseline), a validation
+            figure that is not a number (a diverged run), or no validation from START on.
+    """
     mean_shape = predicted["mean_shape"]
     for key, value in mean_shape.items():
         got = history["baseline"].get(key)
         if got is None or abs(got - value) > 1e-4 * abs(value):
-            raise BadInput("history", f"a run validated on the shipped curve's faces "
-                           f"({key} of the mean shape {value:.4f})", f"{got}")
+            raise BadInput("history", f"a run validated on the predicted curve's faces "
+                           f"(mean shape {key} {value:.4f})", f"{key} {got}")
     batch = history["config"]["batch_size"]
     lines = predicted["lines"]
     rows = [r for r in history["rows"]
-            if all(f"val_{key}" in r for key in lines) and r["step"] * batch >= START]
+            if any(f"val_{key}" in r for key in lines) and r["step"] * batch >= START]
+    for r in rows:
+        bad = [key for key in lines if not isinstance(r.get(f"val_{key}"), (int, float))]
+        if bad:
+            raise BadInput("history", "a number for every figure at every validation",
+                           f"{bad[0]} {r.get(f'val_{bad[0]}')} at step {r['step']}")
     points = [{"faces": r["step"] * batch,
                **{key: {"measured": r[f"val_{key}"], "predicted": line_at(line, r["step"] * batch)}
                   for key, line in lines.items()}} for r in rows]
@@ -89,14 +123,22 @@ def main() -> None:
                       help="a run folder with history.json: add its curve")
     parser.add_argument("--json", type=Path, default=OUT, help="the file to write")
     args = parser.parse_args()
-    if args.predict:
-        record = json.loads((data_dir() / "e2far_lite.json").read_text())
-        out = {"prediction": prediction(record),
-               "command": "python experiments/curve_prediction.py --predict"}
-    else:
-        out = json.loads(args.json.read_text())
-        history = json.loads((args.measured / "history.json").read_text())
-        out["measured"] = compare(out["prediction"], history, args.measured.name)
+    try:
+        if args.predict:
+            if args.json.exists():
+                raise BadInput("json", "a file that does not exist yet (the prediction is "
+                               "made once, before a longer run replaces its record)",
+                               str(args.json))
+            record = json.loads((data_dir() / "e2far_lite.json").read_text())
+            out = {"prediction": prediction(record),
+                   "command": "python experiments/curve_prediction.py --predict"}
+        else:
+            out = json.loads(args.json.read_text())
+            history = json.loads((args.measured / "history.json").read_text())
+            out["measured"] = compare(out["prediction"], history, args.measured.name)
+    except BadInput as error:
+        flag = {"history": "--measured", "json": "--json", "record": "--predict"}
+        raise SystemExit(str(error.renamed(flag.get(error.argument, error.argument)))) from None
         out["measured"]["command"] = ("python experiments/curve_prediction.py --measured "
                                       f"RUNS/{args.measured.name}")
     write_json(args.json, out)

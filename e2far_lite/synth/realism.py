@@ -86,19 +86,23 @@ def feature_weights(mean: Tensor, landmarks: Tensor) -> tuple[Tensor, Tensor] | 
     Eyebrows: within 3 mm of the polylines through landmarks 17-21 and 22-26 (in 3D), fading
     to 0 at 6 mm. Lips: inside the outer lip contour (landmarks 48-59) seen from the front,
     on the front of the face. ``None`` for a model without these landmarks. Computed once per
-    template (remembered by its bytes): a batch reuses them.
+    template (remembered by its float32 bytes) and handed out as copies: a batch reuses them.
 
     Args:
-        mean: (V, 3) template in mm (x to the subject's left, y up, z to the camera).
+        mean: (V, 3) template in mm (x to the subject's left, y up, z to the camera), taken
+            as float32.
         landmarks: (68,) vertex indices, -1 where undefined.
     """
     verts, ids = mean.detach().cpu().float().contiguous(), landmarks.detach().cpu().long()
-    key = hashlib.blake2b(verts.numpy().tobytes() + ids.numpy().tobytes()).digest()
-    if key not in _FEATURE_WEIGHTS:
+    key = hashlib.blake2b(repr((tuple(verts.shape), tuple(ids.shape))).encode()
+                          + verts.numpy().tobytes() + ids.numpy().tobytes()).digest()
+    weights = _FEATURE_WEIGHTS.get(key)
+    if weights is None and key not in _FEATURE_WEIGHTS:
+        weights = _feature_weights(verts, ids)
         if len(_FEATURE_WEIGHTS) >= 8:
             _FEATURE_WEIGHTS.clear()
-        _FEATURE_WEIGHTS[key] = _feature_weights(verts, ids)
-    return _FEATURE_WEIGHTS[key]
+        _FEATURE_WEIGHTS[key] = weights
+    return None if weights is None else (weights[0].clone(), weights[1].clone())
 
 
 def _feature_weights(mean: Tensor, ids: Tensor) -> tuple[Tensor, Tensor] | None:
@@ -126,6 +130,9 @@ def filled(face: np.ndarray) -> np.ndarray:
     The same mask as ``scipy.ndimage.binary_fill_holes(face)``, by one labelling of the
     background instead of repeated dilations (half the time at 96 px).
     """
+    face = np.asarray(face, dtype=bool)
+    if face.size == 0:
+        return face.copy()
     labels, count = ndimage.label(~face)
     outside = np.zeros(count + 1, dtype=bool)
     outside[labels[0]] = outside[labels[-1]] = outside[labels[:, 0]] = True
@@ -149,7 +156,7 @@ def paint_features(albedo: Tensor, mean: Tensor, landmarks: Tensor, u: Tensor,
     """
     weights = feature_weights(mean, landmarks)
     if weights is None:
-        return albedo
+        return albedo.clone()
     brows, lips = (w.to(albedo) for w in weights)
     where = torch.nonzero((brows > 0) | (lips > 0)).flatten()  # the few vertices painted
     brows, lips, part = brows[where], lips[where], albedo[:, where]

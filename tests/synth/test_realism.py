@@ -84,16 +84,28 @@ def test_filled_is_scipys_fill_holes():
             assert np.array_equal(realism.filled(face), ndimage.binary_fill_holes(face))
     assert realism.filled(np.ones((5, 5), bool)).all()
     assert not realism.filled(np.zeros((5, 5), bool)).any()
+    assert np.array_equal(realism.filled(face.astype(np.uint8)), ndimage.binary_fill_holes(face))
+    assert realism.filled(np.zeros((0, 4), bool)).shape == (0, 4)
 
 
-def test_feature_weights_are_computed_once_per_template(default_model):
+def test_feature_weights_are_computed_once_per_template(default_model, monkeypatch):
     mean, ids = default_model.mean.float(), default_model.landmarks
-    first = realism.feature_weights(mean, ids)
-    assert realism.feature_weights(mean.clone(), ids.clone()) is first  # same bytes: reused
-    moved = realism.feature_weights(mean * 1.5, ids)  # another template: its own weights
-    assert moved is not first and not torch.equal(moved[0], first[0])
     fresh = realism._feature_weights(mean.cpu(), ids.cpu().long())
-    assert all(torch.equal(a, b) for a, b in zip(first, fresh, strict=True))
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return fresh
+
+    monkeypatch.setattr(realism, "_FEATURE_WEIGHTS", {})
+    monkeypatch.setattr(realism, "_feature_weights", counted)
+    first = realism.feature_weights(mean, ids)
+    first[0].zero_()  # a caller's change to its copy reaches neither the cache nor others
+    again = realism.feature_weights(mean.clone(), ids.clone())  # the same bytes: reused
+    assert len(calls) == 1
+    assert all(torch.equal(a, b) for a, b in zip(again, fresh, strict=True))
+    realism.feature_weights(mean * 1.5, ids)  # another template: computed for it
+    assert len(calls) == 2
 
 
 def test_paint_features_changes_brows_and_lips_only(default_model):
