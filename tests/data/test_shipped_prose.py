@@ -139,3 +139,15 @@ def test_the_refining_default_states_the_detector_studys_figures():
     assert photo.REFINE == 1
     assert (f"({one['nme_percent']:.2f} -> {refined['nme_percent']:.2f} %), a third pass to "
             f"{twice['nme_percent']:.2f} %") in source
+
+
+def test_how_much_longer_than_the_recipe_study_is_the_records():
+    settings = json.loads((experiments_dir() / "recipe_study.json").read_text())["settings"]
+    base_faces = settings["steps"] * settings["batch_size"]  # the study's base run
+    times = RECORD["training"]["stages"][0]["faces_seen"] / base_faces
+    word = {10: "ten", 20: "twenty", 30: "thirty", 40: "forty", 50: "fifty", 60: "sixty",
+            70: "seventy", 80: "eighty"}[round(times, -1)]
+    results = _page("results.md")
+    assert results.count(f"about {word} times longer") == 2
+    assert f"its {round(RECORD['training']['minutes'])} minutes would buy" in results
+    assert f"taken about {word} times further" in _notebook("09_what_limits_accuracy")
