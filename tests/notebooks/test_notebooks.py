@@ -39,6 +39,12 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch):
                         and "loop_reference.json" in c.source)
         text = "".join(o.get("text", "") for o in compared.outputs)
         assert "moved the landmark NME by" in text and "of it, within 10 %" in text, text
+    if path.stem.startswith("09"):  # the longer run beside the line fitted before it ran
+        compared = next(c for c in nb.cells if c.cell_type == "code"
+                        and "curve_prediction.json" in c.source)
+        text = "".join(o.get("text", "") for o in compared.outputs)
+        kinds = {o.get("output_type") for o in compared.outputs}
+        assert "nme_pct" in text and "(the line said" in text and "display_data" in kinds, text
     if path.stem.startswith("10") and DEV_XML.is_file():  # the real-face measurement
         measured = next(c for c in nb.cells if c.cell_type == "code"
                         and "dev_annotations()" in c.source)
