@@ -136,11 +136,11 @@ def main() -> None:
             out = json.loads(args.json.read_text())
             history = json.loads((args.measured / "history.json").read_text())
             out["measured"] = compare(out["prediction"], history, args.measured.name)
+            out["measured"]["command"] = ("python experiments/curve_prediction.py --measured "
+                                          f"RUNS/{args.measured.name}")
     except BadInput as error:
         flag = {"history": "--measured", "json": "--json", "record": "--predict"}
         raise SystemExit(str(error.renamed(flag.get(error.argument, error.argument)))) from None
-        out["measured"]["command"] = ("python experiments/curve_prediction.py --measured "
-                                      f"RUNS/{args.measured.name}")
     write_json(args.json, out)
     for key, line in out["prediction"]["lines"].items():
         print(f"{key:<14} line {line['intercept']:.3f} {line['per_doubling']:+.4f}/doubling: "

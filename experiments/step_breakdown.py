@@ -24,15 +24,13 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from e2far_lite.devices import describe
-from e2far_lite.evaluate.speed import train_throughput
+from e2far_lite.evaluate.speed import time_call, train_throughput
 from e2far_lite.io.json_files import write_json
 from e2far_lite.model.morphable_model import MorphableModel
 from e2far_lite.synth import DataConfig
@@ -46,13 +44,13 @@ OUT = Path(__file__).resolve().parent / "step_breakdown.json"
 def batch_ms(model: MorphableModel, data: DataConfig, batch: int, repeats: int) -> float:
     """Median milliseconds to make one fresh batch of ``data`` (one warm-up batch first)."""
     faces = SyntheticFaces(model, 10**9, seed=5, config=data, device="cpu")
-    faces.batch(range(batch))
-    times = []
-    for k in range(1, repeats + 1):
-        start = time.perf_counter()
-        faces.batch(range(k * batch, (k + 1) * batch))
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    starts = iter(range(0, 10**9, batch))  # fresh faces each call
+
+    def fresh_batch() -> None:
+        start = next(starts)
+        faces.batch(range(start, start + batch))
+
+    return 1000 * time_call(fresh_batch, torch.device("cpu"), repeats)
 
 
 def breakdown(repeats: int) -> dict[str, Any]:

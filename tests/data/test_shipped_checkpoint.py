@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from doc_text import doc_page as page
 
 from e2far_lite import photo
 from e2far_lite.analysis import faces_for_goals
@@ -16,7 +17,6 @@ from e2far_lite.train.configs import get_config
 from e2far_lite.train.shipped import SHIPPED_FILE
 
 CHECKPOINT = data_dir() / SHIPPED_FILE
-DOCS = data_dir().parent / "docs"  # the pages that state the recorded figures
 FIGURES = CHECKPOINT.with_suffix(".json")
 DEV_XML = shared_dir() / "data" / "real_faces_dev" / "faces_with_landmarks.xml"
 KEYS = ("total_mm", "neutral_mm", "total_sim_mm", "neutral_sim_mm", "expression_mm", "nme_pct")
@@ -79,11 +79,6 @@ def test_shipped_checkpoint_reproduces_its_development_face_figures():
     # re-cropping around the first pass's landmarks helps the detector's crops
     refined = rows[f"detected: dlib HOG, HOG_BOX, refined ({photo.REFINE} re-crop)"]
     assert refined["nme_percent"] < rows["detected: dlib HOG, HOG_BOX"]["nme_percent"]
-
-
-def page(name: str) -> str:
-    """A page of ``docs/`` with its whitespace made single spaces (prose wraps anywhere)."""
-    return " ".join((DOCS / name).read_text().split())
 
 
 def test_docs_state_the_one_run_recipe_as_measured():

@@ -6,8 +6,10 @@ committed record it comes from (data/e2far_lite.json, experiments/detector_study
 import json
 import re
 
-import nbformat
 import pytest
+from doc_text import doc_page as _page
+from doc_text import flat as _flat
+from doc_text import notebook_prose as _notebook
 
 from e2far_lite import photo
 from e2far_lite.paths import REPO_ROOT, data_dir, experiments_dir
@@ -19,19 +21,6 @@ ROWS = STUDY["rows"]
 BOXES = {"hog": "detected: dlib HOG, HOG_BOX", "cascade": "detected: scikit-image LBP cascade, "
          "CASCADE_BOX", "annotated": "annotated box (the file's)",
          "landmarks": "landmarks' own box"}
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _page(name: str) -> str:
-    return _flat((REPO_ROOT / "docs" / name).read_text())
-
-
-def _notebook(name: str) -> str:
-    notebook = nbformat.read(REPO_ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    return _flat("\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown"))
 
 
 def _refined(box: str, passes: int = 1) -> dict:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from doc_text import doc_page
 
 from e2far_lite.analysis.curves import faces_for_goals
 from e2far_lite.errors import BadInput
@@ -106,8 +107,9 @@ def test_docs_state_the_measured_run_beside_the_line():
     if "measured" not in RECORD:
         pytest.skip("no longer run measured yet: curve_prediction.py --measured adds it")
     measured = RECORD["measured"]
-    text = " ".join((REPO_ROOT / "docs" / "training.md").read_text().split())
+    text = doc_page("training.md")
     goals = measured["goals"]
+    assert measured["command"].startswith("python experiments/curve_prediction.py --measured ")
 
     def pair(key):
         return goals[key]["at_end"], goals[key]["predicted_at_end"]
