@@ -2,7 +2,7 @@
 
 Each logged step becomes one row (a dict of floats)::
 
-    step, lr, steps_per_s, loss_<term> for each of TERMS    every log_every steps
+    step, lr, steps_per_s, load_average, loss_<term> for each of TERMS    every log_every steps
     val_<figure> (validation.validate's keys)              every val_every steps, and at step 0
 
 ``history.csv`` holds the rows (blanks where a figure was not taken), ``history.json`` the same
@@ -12,6 +12,7 @@ rows with the config and the mean-shape baseline.
 from __future__ import annotations
 
 import csv
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,13 @@ class LossMeter:
         return int(self.first_bad)
 
     def take(self) -> dict[str, float]:
-        """``steps_per_s`` and ``loss_<term>`` (means over the steps since the last call), then
-        start counting afresh."""
+        """``steps_per_s`` and ``loss_<term>`` (means over the steps since the last call) and
+        the machine's 1-minute ``load_average`` (what else ran beside the steps; absent where
+        the system has none), then start counting afresh."""
         now = time.perf_counter()
         row = {"steps_per_s": self.steps / (now - self.tick)}
+        if hasattr(os, "getloadavg"):
+            row["load_average"] = os.getloadavg()[0]
         row.update({f"loss_{k}": v / self.steps
                     for k, v in zip(TERMS, self.sums.tolist(), strict=True)})
         self.sums.zero_()
