@@ -2,24 +2,28 @@
 
 Run from the repository root (the shipped file was made on two threads of a 2-core Intel Xeon
 with AMX, where the presets' ``amp`` trains under bf16 autocast; the JSON records each stage's
-threads and minutes):
+threads, minutes and load average). It takes about four hours, so run it in the background,
+with its run folders outside the repository:
 
-    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/make_checkpoint.py
+    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 nohup python data/make_checkpoint.py \
+        --runs ~/runs/night --out ~/runs/night/e2far_lite.pt > ~/runs/night/log.txt 2>&1 &
 
-Two stages, each resumable (an interrupted run continues from its ``last.pt``):
+Run the same command again to continue after an interruption. Two stages, each resumable (an
+interrupted stage continues from its ``last.pt``):
 
-1. ``cpu-full`` in ``runs/cpu-full`` (73 minutes): the full synthetic distribution at
-   96 px, 1,152,000 fresh faces. It leaves ``best.pt`` (the best step by validation RMSE) and
-   ``record.json`` (its steps, minutes and validation curve); when both exist the stage is
-   skipped.
-2. ``cpu-real`` in ``runs/cpu-real`` (25 minutes): the same network trained on from
+1. ``cpu-night`` in ``RUNS/cpu-night`` (224 minutes): the full synthetic distribution at
+   96 px, 2,560,000 fresh faces under one cosine schedule. It leaves ``best.pt`` (the best step
+   by validation RMSE) and ``record.json`` (its steps, minutes and validation curve); when both
+   exist the stage is skipped. ``--first cpu-full`` (73 minutes, 1,152,000 faces) is the
+   shorter first stage of the network shipped before it.
+2. ``cpu-real`` in ``RUNS/cpu-real`` (21 minutes): the same network trained on from
    stage 1's ``best.pt`` with the realism levers that ``experiments/realism_study.py`` chose
    (eyebrows and lips, eyeballs and a mouth interior, a head around the face, occluders, JPEG),
    each on half the faces, validated on the plain full distribution.
 
-Stage 2's last checkpoint is written as float16 weights (no optimizer state) and scored on the
-test split of the full distribution against the mean shape and perfect-landmark fitting,
-exactly as
+Stage 2's last checkpoint is written to ``--out`` as float16 weights (no optimizer state) and
+scored on the test split of the full distribution against the mean shape and perfect-landmark
+fitting, exactly as
 
     python -m e2far_lite evaluate --checkpoint data/e2far_lite.pt --n 512 \
         --json data/e2far_lite.json
@@ -31,15 +35,8 @@ boxes, refined, as ``landmarks-nme --box detected`` scores them). ``--developmen
 that last figure to an existing JSON. ``tests/data/test_shipped_checkpoint.py`` reproduces the
 figures.
 
-The overnight network (up to 8 hours of training on a 2-core CPU) is the same two stages with
-a longer first one, ``cpu-night``, trained into folders outside the repository and written
-beside them as a candidate, to be shipped only if it beats the shipped file on the test faces
-and the development photos:
-
-    nohup python data/make_checkpoint.py --first cpu-night --runs ~/runs/night \
-        --out ~/runs/night/e2far_lite.pt > ~/runs/night/log.txt 2>&1 &
-
-Run the same command again to continue after an interruption.
+A new file is a candidate: it replaces ``data/e2far_lite.pt`` only if it beats the shipped
+file on the test faces and on the development photos (``landmarks-nme --box detected``).
 """
 
 import argparse
@@ -67,6 +64,7 @@ def stage_record(result: TrainResult, preset: str) -> dict:
     """A stage's steps, faces, minutes of optimizer steps and validation curve."""
     cfg = result.config
     speeds = [row["steps_per_s"] for row in result.history if "steps_per_s" in row]
+    loads = [row["load_average"] for row in result.history if "load_average" in row]
     validated = [r for r in result.history if "val_total_mm" in r]
     threads = torch.get_num_threads()
     return {
@@ -77,6 +75,9 @@ def stage_record(result: TrainResult, preset: str) -> dict:
         "best_step": min(validated, key=lambda r: r["val_total_mm"])["step"],
         # the optimizer steps' time (validation excluded), from the training log
         "minutes": round(sum(cfg.log_every / s for s in speeds) / 60, 1),
+        # the 1-minute load average at the logged steps: 2 on 2 cores is the run alone,
+        # more is other work beside it (which the minutes include)
+        **({"load_average": round(sum(loads) / len(loads), 2)} if loads else {}),
         # the validation curve (validation split, seed 2): notebook 09 draws it
         "curve": [{"faces": r["step"] * cfg.batch_size,
                    **{k[4:]: v for k, v in r.items() if k.startswith("val_")}}
@@ -116,8 +117,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--development", action="store_true",
                         help="only add stage 1's development-face NME to the existing JSON")
-    parser.add_argument("--first", choices=FIRST_STAGES, default="cpu-full",
-                        help="the first stage's preset (default: cpu-full, the shipped recipe)")
+    parser.add_argument("--first", choices=FIRST_STAGES, default="cpu-night",
+                        help="the first stage's preset (default: cpu-night, the shipped recipe)")
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="the stages' run folders go here (default: runs)")
     parser.add_argument("--out", type=Path, default=OUT,

@@ -4,9 +4,10 @@ Run from the repository root (about half a minute on a 2-core CPU):
 
     python data/make_readme_figure.py
 
-Top row: synthetic training faces, as the ``cpu-full`` preset of the shipped network draws
-them. Bottom row: the shipped network (``data/e2far_lite.pt``) on held-out synthetic faces (its
-mesh drawn over each input, cropped from the true landmarks' box) and on scikit-image's
+Top row: synthetic training faces, as the shipped network's last training stage draws them
+(its checkpoint's data settings: ``cpu-real``'s, with the realism levers). Bottom row: the
+shipped network (``data/e2far_lite.pt``) on held-out synthetic faces (its mesh drawn over each
+input, cropped from the true landmarks' box) and on scikit-image's
 astronaut photo (face found by the detector). On the right, a screenshot of notebook 01's model
 explorer in JupyterLab, ``data/readme_widget.png``: the browser test writes the page
 (``E2FAR_ARTIFACTS=shots python -m pytest tests/notebooks/test_browser.py -k explorer`` leaves

@@ -4,10 +4,10 @@
     python experiments/curve_prediction.py --measured ~/runs/night/cpu-night
 
 ``--predict`` fits :func:`~e2far_lite.analysis.faces_for_goals`'s lines to the first stage of
-the shipped network's validation curve (``data/e2far_lite.json``: ``cpu-full``, 1,152,000
-faces, fitted from 288,000) and writes them, with the goals and the faces each line needs for
-them, to ``experiments/curve_prediction.json``. Run it before a new network replaces the
-shipped one: the file keeps the prediction as it was made.
+the shipped network's validation curve and writes them, with the goals and the faces each line
+needs for them, to ``experiments/curve_prediction.json``. It ran while that first stage was
+``cpu-full`` (1,152,000 faces, fitted from 288,000), before the overnight network replaced it:
+the file keeps the prediction as it was made.
 
 ``--measured RUN`` reads the validation curve of a longer first stage trained on the same
 validation faces (``RUN/history.json`` as :func:`~e2far_lite.train` writes it, e.g. the

@@ -15,10 +15,10 @@ On a machine with a GPU, from the repository root (``OUT``: where the results go
    test faces of the full distribution against the mean shape and perfect-landmark fitting),
    into ``OUT/gpu_run.json``, with the faces seen, the minutes and the measured steps/s.
 
-The learning curve of the shipped network (``analysis.faces_for_goals``, README) says its
-expression and landmark goals are about 3 million faces away at 96 px, and its shape goal about
-24 million: the faces seen here say where a GPU run stands on that road. Everything also runs
-on a CPU at toy sizes, which is how the test suite checks the script:
+The learning curve of the shipped network (``analysis.faces_for_goals``, docs/training.md)
+puts its expression and landmark goals at about 6 and 7 million faces at 96 px, and its shape
+goal at about 29 million: the faces seen here say where a GPU run stands on that road.
+Everything also runs on a CPU at toy sizes, which is how the test suite checks the script:
 
     python experiments/gpu_run.py --device cpu --config smoke --minutes 0.1 --n 8 --no-speed \
         --out /tmp/g

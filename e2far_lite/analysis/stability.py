@@ -74,9 +74,10 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
     """The chapter's three answers, measured on one set of faces, as rankings.
 
     The ablation and the probes read all N faces, gradient × activation the first
-    ``attribution_faces`` (as the notebook's cells do). On the shipped network the mean
+    ``attribution_faces`` (as the notebook's cells do). On an earlier shipped network the mean
     ablation's ranking of pool4 and pool5 changed with the faces when it read 64 of them; on
-    768 it held on both of notebook 07's face sets.
+    768 it held on both of notebook 07's face sets, as it does on the shipped one
+    (``experiments/layer_answers.py``).
 
     Args:
         net, model: the network and its model.

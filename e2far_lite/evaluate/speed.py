@@ -281,7 +281,8 @@ def speed_report(device: torch.device | str, batch: int | None = None,
     nets = [(f"E2FARNet {name}", config.image_size,
              E2FARNet(model.num_id, model.num_exp, config.net))
             for name, config, _ in runs[:2]]
-    full = get_config("cpu-full")  # the shipped checkpoint's network (cpu-real's, cpu-2h's)
+    # the shipped checkpoint's network (cpu-night's, cpu-real's and cpu-2h's too)
+    full = get_config("cpu-full")
     nets.append(("E2FARNet cpu-full", full.image_size,
                  E2FARNet(model.num_id, model.num_exp, full.net)))
     nets.append(("MobileNetV1 (3DDFA_V2)", INPUT_SIZE, MobileNetV1()))

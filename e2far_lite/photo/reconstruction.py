@@ -45,7 +45,7 @@ from .detect import (
 from .images import load_image
 
 #: Refining passes by default: one. On the development faces a second crop around the first
-#: pass's landmarks cut the NME from detected boxes (4.77 -> 4.44 %), a third pass to 4.16 %
+#: pass's landmarks cut the NME from detected boxes (4.54 -> 4.27 %), a third pass to 4.10 %
 #: (``experiments/detector_study.json``, docs/real-photos.md); one re-crop stays the default
 #: rather than a count tuned on the faces it is scored on.
 REFINE = 1

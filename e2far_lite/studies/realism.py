@@ -1,7 +1,7 @@
 """The realism study: which training-time levers close the synthetic-to-real gap (notebook 10).
 
-Every run starts from the same network trained on plain synthetic faces (``init``, the shipped
-recipe's first stage) and trains it on for a few hundred steps with one realism lever
+Every run starts from the same network trained on plain synthetic faces (``init``, a first stage of
+the shipped recipe's kind) and trains it on for a few hundred steps with one realism lever
 (:mod:`~e2far_lite.synth.realism`) on. A control run trains on as long with no lever, so a
 lever's effect is its run's score minus the control's: the extra steps alone are not counted.
 Each finished network is scored on annotated real faces (landmark NME from the detected box,

@@ -1,8 +1,8 @@
 """The recipe study: which lever limits accuracy, measured with learning curves.
 
-Every run starts from one small base recipe (the shipped ``cpu-full`` network with half its
-backbone and fusion widths and a 256-unit neutral head, at 64 px, for 40,000 fresh faces) and
-changes one lever: input size, width, loss
+Every run starts from one small base recipe (the shipped network's ``cpu-full`` design with
+half its backbone and fusion widths and a 256-unit neutral head, at 64 px, for 40,000 fresh
+faces) and changes one lever: input size, width, loss
 weight, learning-rate schedule, a pool of faces seen again instead of fresh ones,
 augmentation, how strong the training expressions are, and the paper's two design choices
 (fusion, multi-task). Each lever

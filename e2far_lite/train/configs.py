@@ -14,9 +14,9 @@ name           pixels  backbone widths       steps  batch  data        meant for
 =============  ======  ====================  =====  =====  ==========  ============================
 ``smoke``      64      4, 8, 16, 32, 64      60     8      easy        CI, ``E2FAR_SMOKE=1`` (secs)
 ``cpu-quick``  64      8, 16, 32, 64, 128    3600   32     easy, pool  a 2-core CPU, ~3 minutes
-``cpu-full``   96      16, 32, 64, 128, 256  36000  32     full        shipped net, 1st stage, bf16
-``cpu-real``   96      as ``cpu-full``       9000   32     full, real  its 2nd stage, from cpu-full
-``cpu-night``  96      as ``cpu-full``       80000  32     full        a longer 1st stage, one night
+``cpu-full``   96      16, 32, 64, 128, 256  36000  32     full        the previous 1st stage, bf16
+``cpu-night``  96      as ``cpu-full``       80000  32     full        shipped net, 1st stage, bf16
+``cpu-real``   96      as ``cpu-full``       9000   32     full, real  its 2nd stage, from cpu-night
 ``cpu-2h``     96      as ``cpu-full``       24000  32     full, real  one run, 80 min, bf16
 ``default``    128     16, 32, 64, 128, 256  10000  64     full        a GPU, float32
 ``gpu``        128     16, 32, 64, 128, 256  20000  128    full        a GPU, mixed precision
@@ -230,41 +230,41 @@ PRESETS: dict[str, TrainConfig] = {
         loss=LossConfig(landmark_weight=3.0), data=_EASY,
         image_size=64, steps=3600, batch_size=32, lr=2e-3, warmup_steps=100, train_pool=12288,
         val_size=256, log_every=25, val_every=600, ckpt_every=600),
-    # the shipped checkpoint's first stage: the full distribution at 96 px, fresh faces, bf16
-    # autocast where the CPU has it: 1,152,000 faces in 73 min on two threads of a 2-core
-    # Xeon (the studies built on it train in float32: studies.recipe, studies.realism)
+    # the previous shipped checkpoint's first stage: the full distribution at 96 px, fresh
+    # faces, bf16 autocast where the CPU has it: 1,152,000 faces in 73 min on two threads of a
+    # 2-core Xeon (the studies built on it train in float32: studies.recipe, studies.realism)
     "cpu-full": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0),
         image_size=96, steps=36_000, batch_size=32, lr=2e-3, warmup_steps=300,
         val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True,
         amp=True),
-    # cpu-full, longer: the first stage of the overnight network (data/make_checkpoint.py
-    # --first cpu-night), 2,560,000 faces, where the shipped first stage's fitted learning
-    # curve (analysis.faces_for_goals) puts the landmark goal (2.8 M faces with the second
-    # stage) and near the expression goal (3.2 M). About 6.3 h at the 3.5 steps/s that two
-    # float32 threads of a 2-core AMD EPYC train it; the second stage then fits in 8 h in all
+    # cpu-full, longer: the shipped checkpoint's first stage (data/make_checkpoint.py),
+    # 2,560,000 faces under one cosine schedule, chosen where cpu-full's fitted learning curve
+    # (analysis.faces_for_goals) put the landmark goal and near the expression goal; the run
+    # fell short of both (experiments/curve_prediction.json). 224 min on two threads of a
+    # 2-core AMX Xeon under bf16; about 6.3 h on two float32 threads of a 2-core AMD EPYC
     "cpu-night": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0),
         image_size=96, steps=80_000, batch_size=32, lr=2e-3, warmup_steps=300,
         val_size=256, log_every=50, val_every=1000, ckpt_every=500, channels_last=True,
         amp=True),
-    # the shipped checkpoint's second stage: cpu-full's best weights trained on with the realism
-    # levers of the realism study (experiments/realism_study.json), validated on the plain full
-    # distribution like cpu-full: 288,000 faces in 25 min on the same two threads
+    # the shipped checkpoint's second stage: cpu-night's best weights trained on with the
+    # realism levers of the realism study (experiments/realism_study.json), validated on the
+    # plain full distribution like cpu-night: 288,000 faces in 21 min on the same two threads
     "cpu-real": TrainConfig(
         net=NetConfig(backbone=_LITE),
         loss=LossConfig(landmark_weight=3.0), data=_REAL, val_data=DataConfig(),
         image_size=96, steps=9000, batch_size=32, lr=1e-3, warmup_steps=300,
-        train_seed=11, init="runs/cpu-full/best.pt",
+        train_seed=11, init="runs/cpu-night/best.pt",
         val_size=256, log_every=50, val_every=500, ckpt_every=500, channels_last=True,
         amp=True),
     # the shipped network's design in one run: cpu-real's data from the first step (the realism
     # levers on half the faces, validated on plain ones), bf16 autocast where the CPU multiplies
     # bf16 natively (1.5x faster training on an AMX Xeon; float32 elsewhere): 768,000 faces in
     # 80 min on two threads of a 2-core Xeon. Measured against two stages (docs/training.md):
-    # worse than the previous float32 ones (2.95 against 2.85 mm) and the shipped bf16 ones
+    # worse than the float32 ones before them (2.95 against 2.85 mm) and the bf16 ones after
     # (2.65 mm), since realism from the first step slows learning the face
     "cpu-2h": TrainConfig(
         net=NetConfig(backbone=_LITE),

@@ -3,9 +3,9 @@
 =============  ===========================  ==================================================
 mode           file (in ``data/``)          made by
 =============  ===========================  ==================================================
-normal         ``e2far_lite.pt``            ``python data/make_checkpoint.py`` (``cpu-full``
-                                            then ``cpu-real`` with the realism levers, under
-                                            two hours on two threads of a CPU with bf16)
+normal         ``e2far_lite.pt``            ``python data/make_checkpoint.py`` (``cpu-night``
+                                            then ``cpu-real`` with the realism levers, about
+                                            four hours on two threads of a CPU with bf16)
 smoke          ``e2far_lite_smoke.pt``      ``python data/make_smoke_checkpoint.py`` (the
 (E2FAR_SMOKE)                               ``smoke`` preset, a few seconds; numbers mean
                                             little)
@@ -26,14 +26,14 @@ from ..paths import data_dir, is_smoke
 from .checkpoint import load_checkpoint
 from .configs import TrainConfig
 
-#: The shipped checkpoint in ``data/``, made by ``python data/make_checkpoint.py`` (about 2 h).
+#: The shipped checkpoint in ``data/``, made by ``python data/make_checkpoint.py`` (about 4 h).
 SHIPPED_FILE = "e2far_lite.pt"
 #: The smoke-trained checkpoint in ``data/``, made by ``python data/make_smoke_checkpoint.py``.
 SMOKE_FILE = "e2far_lite_smoke.pt"
 
 #: How each file is made, for the error when it is missing.
 _MAKE = {SHIPPED_FILE: "OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python data/make_checkpoint.py "
-                       "(about 2 hours on a 2-core CPU with bf16; or set E2FAR_SMOKE=1 for the "
+                       "(about 4 hours on a 2-core CPU with bf16; or set E2FAR_SMOKE=1 for the "
                        "small smoke-trained network)",
          SMOKE_FILE: "python data/make_smoke_checkpoint.py (a few seconds on a CPU)"}
 

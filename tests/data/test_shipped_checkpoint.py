@@ -34,12 +34,16 @@ def test_recorded_figures_have_every_key():
     training = recorded["training"]
     assert training["minutes"] > 0
     # two stages: plain synthetic faces, then the realism levers (data/make_checkpoint.py)
-    assert [s["preset"] for s in training["stages"]] == ["cpu-full", "cpu-real"]
+    assert [s["preset"] for s in training["stages"]] == ["cpu-night", "cpu-real"]
     assert training["faces_seen"] == sum(s["faces_seen"] for s in training["stages"])
     for stage in training["stages"]:  # the presets are the recipe that made the shipped file
         preset = get_config(stage["preset"])
         assert stage["steps"] == preset.steps and preset.amp, stage["preset"]
         assert stage["faces_seen"] == preset.steps * preset.batch_size
+        # what else ran: 2 threads alone make a load of about 2
+        assert 0 < stage["load_average"] < 8 and stage["threads"] == 2, stage["preset"]
+    # the second stage starts from the first's best weights, as the preset says
+    assert get_config("cpu-real").init == f"runs/{training['stages'][0]['preset']}/best.pt"
     faces = [point["faces"] for point in training["curve"]]
     assert faces == sorted(set(faces)) and faces[-1] == training["faces_seen"]
     for method in METHODS:

@@ -12,9 +12,14 @@ from doc_text import flat as _flat
 from doc_text import notebook_prose as _notebook
 
 from e2far_lite import photo
+from e2far_lite.analysis import faces_for_goals
 from e2far_lite.paths import REPO_ROOT, data_dir, experiments_dir
 
 RECORD = json.loads((data_dir() / "e2far_lite.json").read_text())
+#: the network shipped before this one, kept when it was replaced
+PREVIOUS = json.loads((experiments_dir() / "previous_network" / "e2far_lite.json").read_text())
+PREVIOUS_STUDY = json.loads((experiments_dir() / "previous_network" / "detector_study.json"
+                             ).read_text())["landmark_nme"]["rows"]
 STUDY = json.loads((experiments_dir() / "detector_study.json").read_text())["landmark_nme"]
 ROWS = STUDY["rows"]
 #: docs/real-photos.md's and notebook 10's row labels -> the study's one-pass row
@@ -140,3 +145,40 @@ def test_how_much_longer_than_the_recipe_study_is_the_records():
     assert results.count(f"about {word} times longer") == 2
     assert f"its {round(RECORD['training']['minutes'])} minutes would buy" in results
     assert f"taken about {word} times further" in _notebook("09_what_limits_accuracy")
+
+
+def test_the_previous_network_in_docs_is_its_kept_record():
+    net, training = PREVIOUS["network"], _page("training.md")
+    # replaced only because the shipped one scored better on both sets
+    assert RECORD["network"]["total_sim_mm"] < net["total_sim_mm"]
+    refined = PREVIOUS_STUDY[f"{BOXES['hog']}, refined ({photo.REFINE} re-crop)"]["nme_percent"]
+    assert _refined("hog")["nme_percent"] < refined
+    faces, minutes = PREVIOUS["training"]["faces_seen"], round(PREVIOUS["training"]["minutes"])
+    assert (f"| the previous shipped network (bf16, {faces:,} faces, {minutes} min; "
+            f"`experiments/previous_network/`) | {net['total_sim_mm']:.2f} mm | "
+            f"{net['total_mm']:.2f} mm | {net['neutral_sim_mm']:.2f} mm | "
+            f"{net['neutral_mm']:.2f} mm | {net['expression_mm']:.2f} mm | "
+            f"{net['nme_pct']:.2f} % |") in training
+    assert (f"| the previous shipped network (two stages, bf16, {minutes} min) | "
+            f"{net['total_sim_mm']:.2f} mm | {net['expression_mm']:.2f} mm | "
+            f"{net['nme_pct']:.2f} % | {refined:.2f} % |") in training
+    assert f"(the previous shipped network: {refined:.2f} %;" in _page("real-photos.md")
+    first = PREVIOUS["first_stage"]["development_faces"]["nme_pct"]
+    assert f"scored {refined:.2f} % there (its first stage alone {first:.2f} %)" in _page(
+        "real-photos.md")
+
+
+def test_the_curve_fitted_to_the_shipped_run_is_compared_with_the_prediction():
+    lines = json.loads((experiments_dir() / "curve_prediction.json").read_text())[
+        "prediction"]["lines"]
+    fits = faces_for_goals(RECORD)
+    for key in ("expression_mm", "nme_pct"):
+        # flatter than the prediction, so the goals moved away
+        assert fits[key]["per_doubling"] > lines[key]["per_doubling"], key
+    for key in fits:
+        assert fits[key]["faces"] > lines[key]["faces"], key
+    assert (f"fall more slowly per doubling (−{-fits['expression_mm']['per_doubling']:.3f} mm and "
+            f"−{-fits['nme_pct']['per_doubling']:.3f} % against "
+            f"−{-lines['expression_mm']['per_doubling']:.3f} mm and "
+            f"−{-lines['nme_pct']['per_doubling']:.3f} %), and every goal lies further away"
+            ) in _page("training.md")
