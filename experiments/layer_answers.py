@@ -4,10 +4,10 @@
 
 runs :func:`~e2far_lite.analysis.layer_answers` on the shipped checkpoint exactly as notebook
 07's stability cell does (768 fresh faces of seed 7 with probe split 0, then 768 of seed 8
-with probe split 1, drawn like its training faces) and writes the mean-ablation costs, the
-attribution depths and the probes' R² to ``experiments/layer_answers.json``, with the
-checkpoint's hash, so that prose quoting them can be checked. About a minute on 2 cores (the
-faces are rendered once and cached).
+with probe split 1, drawn like its training faces) and writes the mean-ablation costs (to
+the expression and to the identity), the attribution depths and the probes' R² to
+``experiments/layer_answers.json``, with the checkpoint's hash, so that prose quoting them can
+be checked. About a minute on 2 cores (the faces are rendered once and cached).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from e2far_lite.analysis import layer_answers, probe_batch, same_answers
+from e2far_lite.analysis import layer_answers, probe_batch, same_answers, silence_taps
 from e2far_lite.io.json_files import write_json
 from e2far_lite.paths import data_dir, is_smoke
 from e2far_lite.train import pretrained
@@ -43,8 +43,12 @@ def main() -> None:
     for seed, split in SETS:
         faces = probe_batch(net, model, config.data, seed=seed)
         answers = layer_answers(net, model, faces, probe_seed=split)
+        # what the same mean ablation does to the identity (layer_answers keeps expression's)
+        identity = {tap: change["identity"]
+                    for tap, change in silence_taps(net, faces, model, "mean").items()}
         sets[f"seed {seed}, probe split {split}"] = {"seed": seed, "probe_seed": split,
-                                                     "faces": len(faces["image"]), **answers}
+                                                     "faces": len(faces["image"]), **answers,
+                                                     "identity_costs_mm": identity}
         costs = answers["ablation"]["costs_mm"]
         print(f"seed {seed}, split {split}: mean ablation " + ", ".join(
             f"{tap} {cost:+.3f} mm" for tap, cost in costs.items())

@@ -206,8 +206,9 @@ _LITE = BackboneConfig(widths=(16, 32, 64, 128, 256), convs_per_block=(1, 1, 2, 
 _EASY = DataConfig(yaw_max=30.0, pitch_max=15.0, roll_max=10.0, augment=0.5, backgrounds=False)
 # The full distribution with the realism levers the realism study chose (notebook 10), leaving
 # out the two that made real faces worse there (low resolution, colour casts). Each touches
-# half the faces: trained on them all, the previous shipped network forgot how to read a plain
-# render (its landmark NME on plain validation faces rose from 2.1 % to 3.2 % in 2000 steps).
+# half the faces: trained on them all, the float32 network shipped two before this one forgot
+# how to read a plain render (its landmark NME on plain validation faces rose from 2.1 % to
+# 3.2 % in 2000 steps).
 _REAL = DataConfig(features=0.5, interior=0.5, head=0.5, occluder=0.3, jpeg=0.5)
 
 PRESETS: dict[str, TrainConfig] = {

@@ -182,3 +182,13 @@ def test_the_curve_fitted_to_the_shipped_run_is_compared_with_the_prediction():
             f"−{-lines['expression_mm']['per_doubling']:.3f} mm and "
             f"−{-lines['nme_pct']['per_doubling']:.3f} %), and every goal lies further away"
             ) in _page("training.md")
+
+
+def test_the_hours_the_goals_would_take_at_the_idle_pace_are_the_records():
+    stage = PREVIOUS["training"]["stages"][0]  # the previous first stage, trained alone
+    pace = stage["faces_seen"] / stage["minutes"] / 60
+    fits = faces_for_goals(RECORD)
+    hours = [fits[key]["faces"] / pace / 3600 for key in ("expression_mm", "nme_pct")]
+    low, high = int(min(hours)), int(max(hours))
+    assert (f"at the {pace:.0f} faces/s the previous first stage made alone, {low}–{high} hours"
+            ) in _flat(_page("training.md"))

@@ -40,8 +40,11 @@ def test_results_state_the_records_answers():
     assert (f"(held-out R² {r2['pool5']['expression']:.2f} for expression, "
             f"{r2['pool5']['identity']:.2f} for identity; {r2['pool4']['expression']:.2f} and "
             f"{r2['pool4']['identity']:.2f} at pool4)") in text
+    assert "768 faces), and the identity nothing." in text
     # what the prose concludes holds on both sets of faces
     assert all(RECORD["same_answers"].values())
+    for answers in (FIRST, SECOND):
+        assert all(abs(cost) < 1e-4 for cost in answers["identity_costs_mm"].values())
     for answers in (FIRST, SECOND):
         assert answers["ablation"]["first"] == "pool5"
         assert answers["depth"]["earlier"] == "expression"
