@@ -17,7 +17,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from e2far_lite.analysis import layer_answers, probe_batch, same_answers, silence_taps
+from e2far_lite.analysis import layer_answers, probe_batch, same_answers
 from e2far_lite.io.json_files import write_json
 from e2far_lite.paths import data_dir, is_smoke
 from e2far_lite.train import pretrained
@@ -43,12 +43,8 @@ def main() -> None:
     for seed, split in SETS:
         faces = probe_batch(net, model, config.data, seed=seed)
         answers = layer_answers(net, model, faces, probe_seed=split)
-        # what the same mean ablation does to the identity (layer_answers keeps expression's)
-        identity = {tap: change["identity"]
-                    for tap, change in silence_taps(net, faces, model, "mean").items()}
         sets[f"seed {seed}, probe split {split}"] = {"seed": seed, "probe_seed": split,
-                                                     "faces": len(faces["image"]), **answers,
-                                                     "identity_costs_mm": identity}
+                                                     "faces": len(faces["image"]), **answers}
         costs = answers["ablation"]["costs_mm"]
         print(f"seed {seed}, split {split}: mean ablation " + ", ".join(
             f"{tap} {cost:+.3f} mm" for tap, cost in costs.items())

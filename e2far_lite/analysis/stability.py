@@ -87,24 +87,26 @@ def layer_answers(net: E2FARNet, model: MorphableModel, faces: Mapping[str, Tens
 
     Returns:
         ``"ablation"``: the tap whose mean ablation costs the expression most, with every tap's
-        cost in mm; ``"depth"``: expression's and identity's attribution depth and which is
-        lower (``"expression"`` = expression leans on earlier layers; None when a depth is
-        undefined because every share is 0); ``"best_probe"``: the
-        layer whose probe reads each target best, with the R² of every layer.
+        cost to the expression (``costs_mm``) and to the identity (``identity_costs_mm``), in
+        mm; ``"depth"``: expression's and identity's attribution depth and which is lower
+        (``"expression"`` = expression leans on earlier layers; None when a depth is undefined
+        because every share is 0); ``"best_probe"``: the layer whose probe reads each target
+        best, with the R² of every layer.
     """
     check_batch(faces, net, "faces")
     if len(faces["image"]) < 64:
         raise ValueError(f"faces: expected at least 64 faces, got {len(faces['image'])}")
     if not 1 <= attribution_faces <= 64:
         raise ValueError(f"attribution_faces: expected 1 .. 64, got {attribution_faces}")
-    costs = {tap: change["expression"]
-             for tap, change in silence_taps(net, faces, model, "mean").items()}
+    changes = silence_taps(net, faces, model, "mean")
+    costs = {tap: change["expression"] for tap, change in changes.items()}
     images = faces["image"][:attribution_faces]
     depth = {target: attribution_depth(layer_attribution(net, images, model, target))
              for target in TARGETS}
     probes = linear_probes(net, faces, model, seed=probe_seed)
     return {
-        "ablation": {"first": max(costs, key=costs.__getitem__), "costs_mm": costs},
+        "ablation": {"first": max(costs, key=costs.__getitem__), "costs_mm": costs,
+                     "identity_costs_mm": {tap: c["identity"] for tap, c in changes.items()}},
         "depth": {**depth, "earlier": None if any(math.isnan(d) for d in depth.values())
                   else min(depth, key=depth.__getitem__)},
         "best_probe": {**{target: best_layer(probes, target) for target in TARGETS},

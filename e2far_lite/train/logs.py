@@ -2,8 +2,9 @@
 
 Each logged step becomes one row (a dict of floats)::
 
-    step, lr, steps_per_s, load_average, loss_<term> for each of TERMS    every log_every steps
-    val_<figure> (validation.validate's keys)              every val_every steps, and at step 0
+    step, lr, steps_per_s, load_average, loss_<term> for each TERM   every log_every steps
+    val_<figure> (validation.validate's keys)                         every val_every steps,
+                                                                      and at step 0
 
 ``history.csv`` holds the rows (blanks where a figure was not taken), ``history.json`` the same
 rows with the config and the mean-shape baseline.

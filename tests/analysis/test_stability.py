@@ -20,6 +20,7 @@ def test_layer_answers_and_their_comparison(blend_net, blend_model):
     answers = A.layer_answers(blend_net, blend_model, faces, attribution_faces=8)
     assert answers["best_probe"]["expression"] == "pool3"
     costs = answers["ablation"]["costs_mm"]
+    assert answers["ablation"]["identity_costs_mm"].keys() == costs.keys()
     assert answers["ablation"]["first"] == max(costs, key=costs.get)
     depth = answers["depth"]
     assert depth["earlier"] == min(("expression", "identity"), key=depth.get)

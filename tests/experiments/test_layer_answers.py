@@ -44,7 +44,7 @@ def test_results_state_the_records_answers():
     # what the prose concludes holds on both sets of faces
     assert all(RECORD["same_answers"].values())
     for answers in (FIRST, SECOND):
-        assert all(abs(cost) < 1e-4 for cost in answers["identity_costs_mm"].values())
+        assert all(abs(cost) < 1e-4 for cost in answers["ablation"]["identity_costs_mm"].values())
     for answers in (FIRST, SECOND):
         assert answers["ablation"]["first"] == "pool5"
         assert answers["depth"]["earlier"] == "expression"
